@@ -1,0 +1,1 @@
+"""FHIR R4 plumbing: models, validation, OperationOutcome, Bundles, search parameters."""

@@ -1,0 +1,106 @@
+"""FHIRPath with the R4 model, compiled once and cached; shared by the engine and search extraction.
+
+fhirpathpy does not implement `resolve()`. Ours returns the referenced resource when the caller supplies a
+lookup (e.g. the `$apply` data Bundle), otherwise a stub `{"resourceType": T, "id": id}` built from the
+reference string, which is all the spec's search expressions need (`subject.where(resolve() is Patient)`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import fhirpathpy
+from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.models import models
+
+R4_MODEL: dict[str, Any] = models["r4"]
+
+Lookup = Callable[[str], dict[str, Any] | None]
+
+
+class FhirPathError(ValueError):
+    """An expression that does not parse or cannot be evaluated."""
+
+
+def reference_stub(reference: str) -> dict[str, Any] | None:
+    """`Patient/123`, `http://x/fhir/Patient/123/_history/2` -> {"resourceType": "Patient", "id": "123"}."""
+    parts = reference.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2][:1].isupper():
+        return {"resourceType": parts[-2], "id": parts[-1]}
+    return None
+
+
+def _make_resolve(lookup: Lookup | None) -> Callable[[list[Any]], list[Any]]:
+    def resolve(inputs: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for item in inputs:
+            ref = item.get("reference") if isinstance(item, dict) else item if isinstance(item, str) else None
+            if not isinstance(ref, str):
+                continue
+            found = (lookup(ref) if lookup else None) or reference_stub(ref)
+            if found is not None:
+                # A typed node, so that `resolve() is Patient` sees a FHIR Patient, not a System dict.
+                out.append(ResourceNode.create_node(found, found["resourceType"]))
+        return out
+
+    return resolve
+
+
+_STUB_RESOLVE_TABLE = {"resolve": {"fn": _make_resolve(None), "arity": {0: []}}}
+
+
+@lru_cache(maxsize=4096)
+def _compiled(expression: str) -> Callable[..., list[Any]]:
+    try:
+        return fhirpathpy.compile(expression, R4_MODEL, {"userInvocationTable": _STUB_RESOLVE_TABLE})  # type: ignore[no-any-return]
+    except Exception as exc:  # fhirpathpy raises bare Exceptions for syntax errors
+        raise FhirPathError(f"Invalid FHIRPath expression {expression!r}: {exc}") from exc
+
+
+@lru_cache(maxsize=4096)
+def _compiled_with_lookup_slot(expression: str) -> Callable[..., list[Any]]:
+    return fhirpathpy.compile(expression, R4_MODEL, {"userInvocationTable": _LOOKUP_RESOLVE_TABLE})  # type: ignore[no-any-return]
+
+
+# The lookup of the evaluation in progress: evaluation is synchronous, so one slot per thread suffices.
+_slot = threading.local()
+
+
+def _slot_resolve(inputs: list[Any]) -> list[Any]:
+    lookup: Lookup | None = getattr(_slot, "lookup", None)
+    return _make_resolve(lookup)(inputs)
+
+
+_LOOKUP_RESOLVE_TABLE = {"resolve": {"fn": _slot_resolve, "arity": {0: []}}}
+
+
+def compile_expression(expression: str) -> None:
+    """Raise FhirPathError if the expression does not parse (used to check content up front)."""
+    _compiled(expression)
+
+
+def evaluate(
+    resource: Any,
+    expression: str,
+    variables: Mapping[str, Any] | None = None,
+    lookup: Lookup | None = None,
+) -> list[Any]:
+    """Evaluate `expression` on `resource` with `%name` variables; always returns a list (FHIRPath collection)."""
+    try:
+        if lookup is None:
+            return _compiled(expression)(resource, dict(variables or {}))
+        fn = _compiled_with_lookup_slot(expression)
+        _slot.lookup = lookup
+        try:
+            return fn(resource, dict(variables or {}))
+        finally:
+            _slot.lookup = None
+    except FhirPathError:
+        raise
+    except Exception as exc:  # fhirpathpy signals evaluation errors with bare Exceptions
+        raise FhirPathError(f"Cannot evaluate {expression!r}: {exc}") from exc

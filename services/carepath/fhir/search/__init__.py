@@ -1,0 +1,1 @@
+"""Search parameters: definitions (from contracts/search-parameters.json), extraction, query parsing."""

@@ -1,0 +1,43 @@
+"""The one settings object. Every knob is an environment variable with the CAREPATH_ prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAREPATH_", extra="ignore")
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///<file> or postgresql+asyncpg://...; "
+        "empty = a SQLite file under data_dir",
+    )
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Folder for the embedded SQLite database")
+    redis_url: str = Field(default="", description="Redis URL; empty = in-process substitute (fakeredis)")
+    auth: Literal["off", "token"] = Field(default="off", description="off is for local development only")
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, description="Largest accepted request body")
+    base_url: str = Field(default="", description="Public base URL of the FHIR API; empty = from the request")
+    default_page_size: int = 20
+    max_page_size: int = 500
+    pathways_dir: Path = Field(default=Path("pathways"), description="PlanDefinitions loaded at start-up")
+    load_pathways_on_start: bool = True
+    log_level: str = "INFO"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'carepath.sqlite').as_posix()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

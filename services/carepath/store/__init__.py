@@ -1,0 +1,1 @@
+"""Persistence: one repository over SQLAlchemy 2 async (SQLite embedded, PostgreSQL in production)."""
