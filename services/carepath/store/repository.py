@@ -1,0 +1,233 @@
+"""The repository: every read and write of FHIR resources, one SQLAlchemy code path for SQLite and PostgreSQL.
+
+A write stores the current version, its history row and its search-index rows in one transaction; callers group
+several writes (a transaction Bundle, a persisted $apply) by doing them inside one `Repository.transaction()`.
+Every resource is validated before it is stored, so nothing invalid is ever written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from carepath import jsonutil
+from carepath.errors import Conflict, Gone, InvalidRequest, NotFound, PreconditionFailed
+from carepath.fhir.models import is_supported
+from carepath.fhir.search.extract import extract_index
+from carepath.fhir.search.rows import IndexRows
+from carepath.fhir.validation import validate_resource
+from carepath.store.records import StoredResource, stamp, utc_now
+from carepath.store.schema import (
+    resource,
+    resource_history,
+    sp_date,
+    sp_quantity,
+    sp_reference,
+    sp_string,
+    sp_token,
+    sp_uri,
+)
+
+_INDEX_TABLES = {
+    "tokens": sp_token,
+    "strings": sp_string,
+    "dates": sp_date,
+    "references": sp_reference,
+    "quantities": sp_quantity,
+    "uris": sp_uri,
+}
+READ_ONLY = {"carepath_readonly": True}  # SQLite: a plain BEGIN, not BEGIN IMMEDIATE
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Repository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[StoreTransaction]:
+        """A read-write unit of work: everything inside commits together or not at all."""
+        async with self.engine.begin() as conn:
+            yield StoreTransaction(conn)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[StoreTransaction]:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**READ_ONLY)
+            async with conn.begin():
+                yield StoreTransaction(conn)
+
+
+class StoreTransaction:
+    """The operations, bound to one open database transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    # -- reads ---------------------------------------------------------------------------------------------------
+    async def _current(self, res_type: str, res_id: str, *, for_update: bool = False) -> Row[Any] | None:
+        stmt = select(resource).where(resource.c.res_type == res_type, resource.c.res_id == res_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.conn.execute(stmt)).first()
+
+    async def read(self, res_type: str, res_id: str) -> StoredResource:
+        row = await self._current(res_type, res_id)
+        if row is None:
+            raise NotFound(f"{res_type}/{res_id} is not known")
+        if row.deleted:
+            raise Gone(f"{res_type}/{res_id} was deleted (version {row.version})")
+        return _stored(row)
+
+    async def vread(self, res_type: str, res_id: str, version: int) -> StoredResource:
+        stmt = select(resource_history).where(
+            resource_history.c.res_type == res_type,
+            resource_history.c.res_id == res_id,
+            resource_history.c.version == version,
+        )
+        row = (await self.conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"{res_type}/{res_id} has no version {version}")
+        if row.deleted:
+            raise Gone(f"{res_type}/{res_id} version {version} is a deletion")
+        return _stored(row)
+
+    async def exists(self, res_type: str, res_id: str) -> bool:
+        row = await self._current(res_type, res_id)
+        return row is not None and not row.deleted
+
+    async def history(
+        self, res_type: str | None, res_id: str | None, *, since: datetime | None, count: int, offset: int
+    ) -> tuple[list[StoredResource], int]:
+        """Versions newest first (instance, type or whole-system history) and how many there are in all."""
+        where = []
+        if res_type is not None:
+            where.append(resource_history.c.res_type == res_type)
+        if res_id is not None:
+            where.append(resource_history.c.res_id == res_id)
+        if since is not None:
+            where.append(resource_history.c.last_updated >= since)
+        total = (await self.conn.execute(select(func.count()).select_from(resource_history).where(*where))).scalar_one()
+        stmt = (
+            select(resource_history)
+            .where(*where)
+            .order_by(resource_history.c.last_updated.desc(), resource_history.c.version.desc())
+            .limit(count)
+            .offset(offset)
+        )
+        return [_stored(r) for r in (await self.conn.execute(stmt))], int(total)
+
+    # -- writes --------------------------------------------------------------------------------------------------
+    async def create(self, body: dict[str, Any], *, res_id: str | None = None) -> StoredResource:
+        """Store a new resource; the server assigns the id unless `res_id` is given (create-on-update)."""
+        res_type = _checked_type(body)
+        validate_resource(body)
+        res_id = res_id or new_id()
+        moment = utc_now()
+        content = _content(stamp(body, res_id, 1, moment))
+        try:
+            rid = (
+                await self.conn.execute(
+                    insert(resource)
+                    .values(res_type=res_type, res_id=res_id, version=1, last_updated=moment, deleted=False,
+                            content=content)
+                    .returning(resource.c.rid)
+                )
+            ).scalar_one()
+        except IntegrityError as exc:  # a concurrent create-on-update with the same id won the race
+            raise Conflict(f"{res_type}/{res_id} was created concurrently; retry the request") from exc
+        stored = StoredResource(res_type, res_id, 1, moment, False, content)
+        await self._write_history(rid, stored, "POST")
+        await self._write_index(rid, res_type, jsonutil.loads(content))
+        return stored
+
+    async def update(
+        self, res_type: str, res_id: str, body: dict[str, Any], *, if_match: int | None = None
+    ) -> tuple[StoredResource, bool]:
+        """FHIR update: a new version, or create-on-update with the client's id. Returns (stored, created)."""
+        if body.get("resourceType") != res_type:
+            raise InvalidRequest(f"The body is a {body.get('resourceType')}, the URL says {res_type}",
+                                 expression=("resourceType",))
+        if body.get("id") != res_id:
+            raise InvalidRequest(f"The body's id {body.get('id')!r} must equal the URL's id {res_id!r}",
+                                 expression=(f"{res_type}.id",))
+        current = await self._current(res_type, res_id, for_update=True)
+        if current is None:
+            if if_match is not None:
+                raise PreconditionFailed(f"{res_type}/{res_id} does not exist (If-Match {if_match})")
+            return await self.create(body, res_id=res_id), True
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailed(
+                f"{res_type}/{res_id} is at version {current.version}, not {if_match} (If-Match)"
+            )
+        validate_resource(body)
+        stored = await self._new_version(current, body, "PUT")
+        return stored, current.deleted
+
+    async def delete(self, res_type: str, res_id: str) -> StoredResource | None:
+        """FHIR delete; deleting what is absent or already deleted is not an error (returns None)."""
+        current = await self._current(res_type, res_id, for_update=True)
+        if current is None or current.deleted:
+            return None
+        return await self._new_version(current, None, "DELETE")
+
+    async def _new_version(self, current: Row[Any], body: dict[str, Any] | None, method: str) -> StoredResource:
+        version, moment = current.version + 1, utc_now()
+        content = None if body is None else _content(stamp(body, current.res_id, version, moment))
+        await self.conn.execute(
+            update(resource)
+            .where(resource.c.rid == current.rid)
+            .values(version=version, last_updated=moment, deleted=body is None, content=content)
+        )
+        stored = StoredResource(current.res_type, current.res_id, version, moment, body is None, content)
+        await self._write_history(current.rid, stored, method)
+        await self._clear_index(current.rid)
+        if content is not None:
+            await self._write_index(current.rid, current.res_type, jsonutil.loads(content))
+        return stored
+
+    async def _write_history(self, rid: int, stored: StoredResource, method: str) -> None:
+        await self.conn.execute(
+            insert(resource_history).values(
+                rid=rid, version=stored.version, res_type=stored.res_type, res_id=stored.res_id,
+                last_updated=stored.last_updated, method=method, deleted=stored.deleted, content=stored.content,
+            )
+        )
+
+    async def _write_index(self, rid: int, res_type: str, body: dict[str, Any]) -> None:
+        rows: IndexRows = extract_index(body)
+        for field_name, table in _INDEX_TABLES.items():
+            values = [{"rid": rid, "res_type": res_type, **asdict(r)} for r in getattr(rows, field_name)]
+            if values:
+                await self.conn.execute(insert(table), values)
+
+    async def _clear_index(self, rid: int) -> None:
+        for table in _INDEX_TABLES.values():
+            await self.conn.execute(delete(table).where(table.c.rid == rid))
+
+
+def _checked_type(body: dict[str, Any]) -> str:
+    res_type = body.get("resourceType")
+    if not isinstance(res_type, str) or not is_supported(res_type):
+        raise InvalidRequest(f"Resource type {res_type!r} is not supported by this server",
+                             expression=("resourceType",))
+    return res_type
+
+
+def _content(body: dict[str, Any]) -> str:
+    return jsonutil.dumps(body).decode()
+
+
+def _stored(row: Row[Any]) -> StoredResource:
+    return StoredResource(row.res_type, row.res_id, row.version, row.last_updated, row.deleted, row.content)
