@@ -81,6 +81,10 @@ class Conflict(CarepathError):
     status, code = 409, "conflict"
 
 
+class NotAcceptable(CarepathError):
+    status, code = 406, "not-supported"
+
+
 class Gone(CarepathError):
     status, code = 410, "deleted"
 

@@ -1,0 +1,141 @@
+"""FHIR REST routes (R4 §3.1.0). Each route turns HTTP into an Interaction and renders the Outcome."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from carepath.api.http import base_url, check_acceptable, json_response, prefer, read_limited, read_resource_body, render
+from carepath.api.state import app_state
+from carepath.errors import NotFound
+from carepath.service.bundles import process_bundle
+from carepath.service.capability import capability_statement
+from carepath.service.history import history_bundle
+from carepath.service.interactions import (
+    Interaction,
+    check_id,
+    check_type,
+    execute_crud,
+    parse_if_match,
+)
+from carepath.service.search import search_bundle
+
+router = APIRouter(prefix="/fhir")
+
+
+def _id(res_id: str) -> str:
+    if res_id.startswith("$"):
+        raise NotFound(f"Unknown operation {res_id}")
+    return check_id(res_id)
+
+
+async def _crud(request: Request, it: Interaction) -> Response:
+    check_acceptable(request)
+    state = app_state(request)
+    if it.kind in ("read", "vread"):
+        async with state.repository.reader() as tx:
+            outcome = await execute_crud(tx, it)
+    else:
+        async with state.repository.transaction() as tx:
+            outcome = await execute_crud(tx, it)
+    return render(outcome, request, base_url(request, state.settings.base_url))
+
+
+async def _search(request: Request, res_type: str | None, query: list[tuple[str, str]]) -> Response:
+    check_acceptable(request)
+    state = app_state(request)
+    strict = prefer(request, "handling") != "lenient"
+    async with state.repository.reader() as tx:
+        bundle = await search_bundle(tx, res_type, query, base_url(request, state.settings.base_url),
+                                     state.settings, strict=strict)
+    return json_response(bundle)
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> Response:
+    check_acceptable(request)
+    return json_response(capability_statement(base_url(request, app_state(request).settings.base_url)))
+
+
+@router.post("")
+async def batch_or_transaction(request: Request) -> Response:
+    check_acceptable(request)
+    state = app_state(request)
+    body = await read_resource_body(request, state.settings.max_request_bytes)
+    bundle = await process_bundle(state.repository, body, base_url(request, state.settings.base_url))
+    return json_response(bundle)
+
+
+@router.get("/_history")
+async def history_system(request: Request) -> Response:
+    return await _history(request, None, None)
+
+
+async def _history(request: Request, res_type: str | None, res_id: str | None) -> Response:
+    check_acceptable(request)
+    state = app_state(request)
+    async with state.repository.reader() as tx:
+        bundle = await history_bundle(tx, res_type, res_id, list(request.query_params.multi_items()),
+                                      base_url(request, state.settings.base_url), state.settings)
+    return json_response(bundle)
+
+
+@router.get("/{res_type}")
+async def search_type(request: Request, res_type: str) -> Response:
+    return await _search(request, check_type(res_type), list(request.query_params.multi_items()))
+
+
+@router.post("/{res_type}/_search")
+async def search_post(request: Request, res_type: str) -> Response:
+    check_type(res_type)
+    form = (await read_limited(request, app_state(request).settings.max_request_bytes)).decode()
+    query = list(request.query_params.multi_items()) + parse_qsl(form, keep_blank_values=True)
+    return await _search(request, res_type, query)
+
+
+@router.post("/{res_type}")
+async def create(request: Request, res_type: str) -> Response:
+    check_type(res_type)
+    body = await read_resource_body(request, app_state(request).settings.max_request_bytes)
+    it = Interaction("create", res_type, body=body, if_none_exist=request.headers.get("if-none-exist"))
+    return await _crud(request, it)
+
+
+@router.get("/{res_type}/_history")
+async def history_type(request: Request, res_type: str) -> Response:
+    return await _history(request, check_type(res_type), None)
+
+
+@router.get("/{res_type}/{res_id}")
+async def read(request: Request, res_type: str, res_id: str) -> Response:
+    return await _crud(request, Interaction("read", check_type(res_type), _id(res_id)))
+
+
+@router.put("/{res_type}/{res_id}")
+async def update(request: Request, res_type: str, res_id: str) -> Response:
+    check_type(res_type)
+    body = await read_resource_body(request, app_state(request).settings.max_request_bytes)
+    it = Interaction("update", res_type, _id(res_id), body=body,
+                     if_match=parse_if_match(request.headers.get("if-match")))
+    return await _crud(request, it)
+
+
+@router.delete("/{res_type}/{res_id}")
+async def delete(request: Request, res_type: str, res_id: str) -> Response:
+    return await _crud(request, Interaction("delete", check_type(res_type), _id(res_id)))
+
+
+@router.get("/{res_type}/{res_id}/_history")
+async def history_instance(request: Request, res_type: str, res_id: str) -> Response:
+    return await _history(request, check_type(res_type), _id(res_id))
+
+
+@router.get("/{res_type}/{res_id}/_history/{version}")
+async def vread(request: Request, res_type: str, res_id: str, version: str) -> Response:
+    if not version.isdigit():
+        raise NotFound(f"Version {version!r} does not exist")
+    return await _crud(request, Interaction("vread", check_type(res_type), _id(res_id), int(version)))
+
+

@@ -1,0 +1,144 @@
+"""Batch and transaction Bundles (R4 §3.1.0.11).
+
+A transaction is atomic: all entries run in one database transaction, in the order the spec prescribes
+(DELETE, POST, PUT, GET), with `urn:uuid:` fullUrls turned into server ids and every reference to them
+rewritten before anything is written. Any failing entry rolls the whole Bundle back and the error names it.
+A batch runs each entry in its own transaction and reports each entry's own outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from carepath.errors import CarepathError, InvalidRequest, operation_outcome
+from carepath.service.interactions import Interaction, Outcome, execute_crud, interaction_from_url
+from carepath.service.paging import resource_fragment
+from carepath.service.search import search_bundle
+from carepath.settings import get_settings
+from carepath.store.records import instant
+from carepath.store.repository import Repository, StoreTransaction, new_id
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+
+
+async def process_bundle(repository: Repository, bundle: dict[str, Any], base: str) -> dict[str, Any]:
+    if bundle.get("resourceType") != "Bundle":
+        raise InvalidRequest("POST to the base URL takes a Bundle of type batch or transaction",
+                             expression=("resourceType",))
+    kind = bundle.get("type")
+    if kind not in ("batch", "transaction"):
+        raise InvalidRequest(f"Bundle.type must be batch or transaction, got {kind!r}", expression=("Bundle.type",))
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise InvalidRequest("Bundle.entry must be an array", expression=("Bundle.entry",))
+    if kind == "transaction":
+        return await _transaction(repository, entries, base)
+    return await _batch(repository, entries, base)
+
+
+async def _transaction(repository: Repository, entries: list[Any], base: str) -> dict[str, Any]:
+    interactions = [_entry_interaction(i, e) for i, e in enumerate(entries)]
+    ids = _assign_ids(entries, interactions)
+    interactions = [_rewrite(e, it, ids) for e, it in zip(entries, interactions, strict=True)]
+    results: list[dict[str, Any] | None] = [None] * len(entries)
+    async with repository.transaction() as tx:
+        for index in sorted(range(len(entries)), key=lambda i: _ORDER[_method(entries[i])]):
+            try:
+                outcome = await _run(tx, interactions[index], base)
+            except CarepathError as exc:
+                exc.expression = exc.expression or (f"Bundle.entry[{index}]",)
+                exc.diagnostics = f"Bundle.entry[{index}]: {exc.diagnostics}"
+                raise
+            results[index] = _response_entry(outcome, base)
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
+
+
+async def _batch(repository: Repository, entries: list[Any], base: str) -> dict[str, Any]:
+    results = []
+    for index, entry in enumerate(entries):
+        try:
+            it = _entry_interaction(index, entry)
+            async with repository.transaction() as tx:
+                results.append(_response_entry(await _run(tx, it, base), base))
+        except CarepathError as exc:
+            results.append({"response": {"status": str(exc.status), "outcome": operation_outcome(exc.issues())}})
+    return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
+
+
+async def _run(tx: StoreTransaction, it: Interaction, base: str) -> Outcome:
+    if it.kind == "search":
+        return Outcome(200, body=await search_bundle(tx, it.res_type, it.query, base, get_settings()))
+    if it.kind in ("read", "vread", "create", "update", "delete"):
+        return await execute_crud(tx, it)
+    raise InvalidRequest(f"{it.kind} is not supported inside a Bundle")
+
+
+def _method(entry: Any) -> str:
+    method = (entry.get("request") or {}).get("method") if isinstance(entry, dict) else None
+    return method if isinstance(method, str) and method.upper() in _ORDER else "GET"
+
+
+def _entry_interaction(index: int, entry: Any) -> Interaction:
+    where = f"Bundle.entry[{index}]"
+    request = entry.get("request") if isinstance(entry, dict) else None
+    if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
+        raise InvalidRequest(f"{where}.request with method and url is required", expression=(f"{where}.request",))
+    method = str(request["method"]).upper()
+    if method not in _ORDER or method in ("PATCH", "HEAD"):
+        raise InvalidRequest(f"{where}: method {method} is not supported", expression=(f"{where}.request.method",))
+    body = entry.get("resource")
+    if method in ("POST", "PUT") and not isinstance(body, dict):
+        raise InvalidRequest(f"{where}: {method} needs a resource", expression=(f"{where}.resource",))
+    try:
+        return interaction_from_url(method, request["url"], body if method in ("POST", "PUT") else None,
+                                    if_match=request.get("ifMatch"), if_none_exist=request.get("ifNoneExist"))
+    except CarepathError as exc:
+        exc.expression = (f"{where}.request.url",)
+        exc.diagnostics = f"{where}: {exc.diagnostics}"
+        raise
+
+
+def _assign_ids(entries: list[Any], interactions: list[Interaction]) -> dict[str, str]:
+    """fullUrl -> "Type/id" for every created resource, so references can point at them before they exist."""
+    ids: dict[str, str] = {}
+    for entry, it in zip(entries, interactions, strict=True):
+        full_url = entry.get("fullUrl")
+        if it.kind == "create" and it.if_none_exist is None and isinstance(full_url, str):
+            ids[full_url] = f"{it.res_type}/{new_id()}"
+    return ids
+
+
+def _rewrite(entry: dict[str, Any], it: Interaction, ids: dict[str, str]) -> Interaction:
+    """The interaction with references rewritten and, for a create, the id chosen in `_assign_ids`."""
+    body = _replace_references(it.body, ids) if it.body is not None and ids else it.body
+    res_id = it.res_id
+    if it.kind == "create" and entry.get("fullUrl") in ids:
+        res_id = ids[entry["fullUrl"]].split("/", 1)[1]
+    return replace(it, body=body, res_id=res_id)
+
+
+def _replace_references(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: (ids.get(v, v) if k == "reference" and isinstance(v, str) else _replace_references(v, ids))
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(value, list):
+        return [_replace_references(v, ids) for v in value]
+    return value
+
+
+def _response_entry(outcome: Outcome, base: str) -> dict[str, Any]:
+    status = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}.get(outcome.status, str(outcome.status))
+    entry: dict[str, Any] = {"response": {"status": status}}
+    stored = outcome.stored
+    if stored is not None:
+        entry["fullUrl"] = f"{base}/{stored.relative_url}"
+        entry["response"].update(etag=stored.etag, lastModified=instant(stored.last_updated))
+        if outcome.status == 201:
+            entry["response"]["location"] = f"{stored.versioned_url}"
+        if not stored.deleted:
+            entry["resource"] = resource_fragment(stored)
+    elif outcome.body is not None:
+        entry["resource"] = outcome.body
+    return entry
+

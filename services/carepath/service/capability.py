@@ -1,0 +1,84 @@
+"""The CapabilityStatement, generated from what the server really implements (R4 §3.1.0.13).
+
+Resources come from SUPPORTED_TYPES, search parameters from the same definitions the search engine uses, and
+operations from the operation registry, so the statement cannot claim what the code does not do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from carepath import FHIR_VERSION, __version__
+from carepath.canonical import BASE
+from carepath.fhir.models import SUPPORTED_TYPES
+from carepath.fhir.search.definitions import params_for
+from carepath.service.operations import OPERATIONS
+
+INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"]
+_COMMON_SEARCH = ("_id", "_lastUpdated")
+
+
+def capability_statement(base: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "url": f"{BASE}/CapabilityStatement/carepath",
+        "version": __version__,
+        "name": "CarepathServer",
+        "title": "carepath FHIR R4 care-pathway server",
+        "status": "active",
+        "date": "2026-11-29",
+        "publisher": "carepath",
+        "kind": "instance",
+        "software": {"name": "carepath", "version": __version__},
+        "implementation": {"description": "carepath FHIR R4 API", "url": base},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [_resource(t) for t in SUPPORTED_TYPES],
+                "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+                "searchParam": [
+                    {"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
+                    {"name": "_lastUpdated", "type": "date",
+                     "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
+                ],
+            }
+        ],
+    }  # fmt: skip
+
+
+def _resource(res_type: str) -> dict[str, Any]:
+    params = params_for(res_type)
+    entry: dict[str, Any] = {
+        "type": res_type,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{res_type}",
+        "interaction": [{"code": code} for code in INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "referencePolicy": ["literal", "logical"],
+        "searchInclude": sorted(f"{res_type}:{p.code}" for p in params.values() if p.type == "reference"),
+        "searchRevInclude": _revincludes(res_type),
+        "searchParam": [
+            {"name": p.code, "definition": p.url, "type": p.type} for p in sorted(params.values(), key=lambda p: p.code)
+            if p.code not in _COMMON_SEARCH
+        ],
+    }  # fmt: skip
+    ops = [op for op in OPERATIONS if res_type in op.resource_types]
+    if ops:
+        entry["operation"] = [{"name": op.name, "definition": op.definition} for op in ops]
+    return entry
+
+
+def _revincludes(res_type: str) -> list[str]:
+    out = []
+    for other in SUPPORTED_TYPES:
+        for p in params_for(other).values():
+            if p.type == "reference" and (not p.target or res_type in p.target):
+                out.append(f"{other}:{p.code}")
+    return sorted(out)

@@ -1,0 +1,160 @@
+"""FHIR RESTful interactions (R4 §3.1.0) as transport-free values and one executor.
+
+The HTTP routes and the entries of a batch/transaction Bundle both become an `Interaction` and run through
+`execute`, so a create behaves the same whether it arrives alone or inside a Bundle.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from carepath.errors import InvalidRequest, MethodNotAllowed, NotFound
+from carepath.fhir.models import is_supported
+from carepath.store.records import StoredResource
+from carepath.store.repository import StoreTransaction
+
+Kind = Literal[
+    "read", "vread", "create", "update", "delete", "search", "history-instance", "history-type", "history-system",
+    "operation",
+]  # fmt: skip
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Interaction:
+    kind: Kind
+    res_type: str | None = None
+    res_id: str | None = None
+    version: int | None = None
+    operation: str | None = None  # "$apply" for kind == "operation"
+    query: list[tuple[str, str]] = field(default_factory=list)
+    body: dict[str, Any] | None = None
+    if_match: int | None = None
+    if_none_exist: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What an interaction produced; transports render it (HTTP response or Bundle entry response)."""
+
+    status: int
+    stored: StoredResource | None = None
+    body: dict[str, Any] | None = None  # a Bundle, Parameters or OperationOutcome that is not a stored resource
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """`W/"3"` (or `"3"`, `3`) -> 3."""
+    if value is None:
+        return None
+    match = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', value)
+    if match is None:
+        raise InvalidRequest(f"If-Match must be an ETag like W/\"3\", got {value!r}")
+    return int(match.group(1))
+
+
+def check_type(res_type: str) -> str:
+    if not is_supported(res_type):
+        raise NotFound(f"Resource type {res_type!r} is not supported by this server")
+    return res_type
+
+
+def check_id(res_id: str) -> str:
+    if not _ID.match(res_id):
+        raise InvalidRequest(f"{res_id!r} is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})")
+    return res_id
+
+
+def interaction_from_url(
+    method: str, url: str, body: dict[str, Any] | None = None, *, if_match: str | None = None,
+    if_none_exist: str | None = None,
+) -> Interaction:  # fmt: skip
+    """Route a relative FHIR URL (as in Bundle.entry.request.url) to an interaction."""
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.strip("/").split("/") if s]
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    method = method.upper()
+    common: dict[str, Any] = {"query": query, "body": body, "if_match": parse_if_match(if_match)}
+    if segments == ["_history"] and method == "GET":
+        return Interaction("history-system", **common)
+    if not segments:
+        raise InvalidRequest(f"Cannot route {method} {url!r}")
+    res_type, rest = check_type(segments[0]), segments[1:]
+    if rest and rest[-1].startswith("$"):
+        res_id = check_id(rest[0]) if len(rest) == 2 else None
+        return Interaction("operation", res_type, res_id, operation=rest[-1], **common)
+    kind: Kind | None = _route(method, rest)
+    if kind is None:
+        raise MethodNotAllowed(f"{method} is not allowed on {url!r}")
+    res_id = check_id(rest[0]) if rest and rest[0] not in ("_history", "_search") else None
+    version = int(rest[2]) if kind == "vread" and rest[2].isdigit() else None
+    if kind == "vread" and version is None:
+        raise NotFound(f"Version {rest[2]!r} does not exist")
+    return Interaction(kind, res_type, res_id, version, if_none_exist=if_none_exist, **common)
+
+
+def _route(method: str, rest: list[str]) -> Kind | None:
+    shape = tuple("*" if i in (0, 2) and s not in ("_history", "_search") else s for i, s in enumerate(rest))
+    table: dict[tuple[str, tuple[str, ...]], Kind] = {
+        ("GET", ()): "search",
+        ("POST", ()): "create",
+        ("POST", ("_search",)): "search",
+        ("GET", ("_history",)): "history-type",
+        ("GET", ("*",)): "read",
+        ("PUT", ("*",)): "update",
+        ("DELETE", ("*",)): "delete",
+        ("GET", ("*", "_history")): "history-instance",
+        ("GET", ("*", "_history", "*")): "vread",
+    }
+    return table.get((method, shape))
+
+
+async def execute_crud(tx: StoreTransaction, it: Interaction) -> Outcome:
+    """read, vread, create, update, delete. Search, history and operations have their own modules."""
+    assert it.res_type is not None
+    if it.kind == "read":
+        return Outcome(200, await tx.read(it.res_type, _need_id(it)))
+    if it.kind == "vread":
+        assert it.version is not None
+        return Outcome(200, await tx.vread(it.res_type, _need_id(it), it.version))
+    if it.kind == "create":
+        return await _create(tx, it)
+    if it.kind == "update":
+        stored, created = await tx.update(it.res_type, _need_id(it), _need_body(it), if_match=it.if_match)
+        return Outcome(201 if created else 200, stored)
+    if it.kind == "delete":
+        deleted = await tx.delete(it.res_type, _need_id(it))
+        return Outcome(204 if deleted is None else 200, deleted)
+    raise MethodNotAllowed(f"{it.kind} is not a CRUD interaction")
+
+
+async def _create(tx: StoreTransaction, it: Interaction) -> Outcome:
+    body = _need_body(it)
+    if body.get("resourceType") != it.res_type:
+        raise InvalidRequest(
+            f"The body is a {body.get('resourceType')}, the URL says {it.res_type}", expression=("resourceType",)
+        )
+    if it.if_none_exist is not None:
+        stored, created = await tx.conditional_create(body, it.if_none_exist)
+        return Outcome(201 if created else 200, stored)
+    # FHIR create ignores a client-supplied id (R4 §3.1.0.7.1): the server assigns one (inside a transaction
+    # Bundle it was chosen up front, so references to the entry's fullUrl could be rewritten).
+    return Outcome(201, await tx.create({k: v for k, v in body.items() if k != "id"}, res_id=it.res_id))
+
+
+def _need_id(it: Interaction) -> str:
+    if it.res_id is None:
+        raise InvalidRequest("This interaction needs a resource id")
+    return it.res_id
+
+
+def _need_body(it: Interaction) -> dict[str, Any]:
+    if it.body is None:
+        raise InvalidRequest("This interaction needs a resource in the body")
+    return it.body
+
+
+
