@@ -38,20 +38,26 @@ async def process_bundle(repository: Repository, bundle: dict[str, Any], base: s
 
 
 async def _transaction(repository: Repository, entries: list[Any], base: str) -> dict[str, Any]:
+    async with repository.transaction() as tx:
+        results = await run_transaction(tx, entries, base)
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
+
+
+async def run_transaction(tx: StoreTransaction, entries: list[Any], base: str) -> list[dict[str, Any]]:
+    """The entries of a transaction inside an open store transaction; their response entries, in entry order."""
     interactions = [_entry_interaction(i, e) for i, e in enumerate(entries)]
     ids = _assign_ids(entries, interactions)
     interactions = [_rewrite(e, it, ids) for e, it in zip(entries, interactions, strict=True)]
-    results: list[dict[str, Any] | None] = [None] * len(entries)
-    async with repository.transaction() as tx:
-        for index in sorted(range(len(entries)), key=lambda i: _ORDER[_method(entries[i])]):
-            try:
-                outcome = await _run(tx, interactions[index], base)
-            except CarepathError as exc:
-                exc.expression = exc.expression or (f"Bundle.entry[{index}]",)
-                exc.diagnostics = f"Bundle.entry[{index}]: {exc.diagnostics}"
-                raise
-            results[index] = _response_entry(outcome, base)
-    return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
+    results: list[dict[str, Any]] = [{} for _ in entries]
+    for index in sorted(range(len(entries)), key=lambda i: _ORDER[_method(entries[i])]):
+        try:
+            outcome = await _run(tx, interactions[index], base)
+        except CarepathError as exc:
+            exc.expression = exc.expression or (f"Bundle.entry[{index}]",)
+            exc.diagnostics = f"Bundle.entry[{index}]: {exc.diagnostics}"
+            raise
+        results[index] = _response_entry(outcome, base)
+    return results
 
 
 async def _batch(repository: Repository, entries: list[Any], base: str) -> dict[str, Any]:

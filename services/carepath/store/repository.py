@@ -26,6 +26,7 @@ from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.store.records import StoredResource, stamp, utc_now
 from carepath.store.schema import (
+    idempotency_key,
     resource,
     resource_history,
     sp_date,
@@ -102,6 +103,50 @@ class StoreTransaction:
         if row.deleted:
             raise Gone(f"{res_type}/{res_id} version {version} is a deletion")
         return _stored(row)
+
+    async def read_any(self, res_type: str, res_id: str) -> StoredResource:
+        """The current version, deleted or not (history of a deleted resource is still served)."""
+        row = await self._current(res_type, res_id)
+        if row is None:
+            raise NotFound(f"{res_type}/{res_id} is not known")
+        return _stored(row)
+
+    async def find_definition(self, res_type: str | None, canonical: str) -> dict[str, Any] | None:
+        """The definition with canonical `url` or `url|version` (the highest version when unversioned)."""
+        url, _, version = canonical.partition("|")
+        stmt = select(resource.c.content).where(
+            resource.c.deleted.is_(False),
+            resource.c.rid.in_(select(sp_uri.c.rid).where(sp_uri.c.param == "url", sp_uri.c.value == url)),
+        )
+        if res_type is not None:
+            stmt = stmt.where(resource.c.res_type == res_type)
+        if version:
+            stmt = stmt.where(resource.c.rid.in_(
+                select(sp_token.c.rid).where(sp_token.c.param == "version", sp_token.c.code == version)))
+        found = [jsonutil.loads(c) for c in (await self.conn.execute(stmt)).scalars()]
+        if not found:
+            return None
+        return max(found, key=lambda r: _version_key(r.get("version")))  # type: ignore[no-any-return]
+
+    async def subject_record(self, subject: str) -> list[dict[str, Any]]:
+        """The subject and every current resource whose `patient`/`subject` search parameter points at it."""
+        target_type, _, target_id = subject.partition("/")
+        refs = select(sp_reference.c.rid).where(
+            sp_reference.c.param.in_(("patient", "subject")),
+            sp_reference.c.target_type == target_type,
+            sp_reference.c.target_id == target_id,
+        )
+        own = (resource.c.res_type == target_type) & (resource.c.res_id == target_id)
+        stmt = select(resource.c.content).where(resource.c.deleted.is_(False), own | resource.c.rid.in_(refs))
+        return [jsonutil.loads(c) for c in (await self.conn.execute(stmt)).scalars()]
+
+    async def idempotent_response(self, key: str) -> tuple[int, str] | None:
+        row = (await self.conn.execute(select(idempotency_key).where(idempotency_key.c.key == key))).first()
+        return None if row is None else (row.status, row.body)
+
+    async def remember_response(self, key: str, status: int, body: str) -> None:
+        """Store the response under the client's key; a concurrent duplicate fails here on the unique key."""
+        await self.conn.execute(insert(idempotency_key).values(key=key, created=utc_now(), status=status, body=body))
 
     async def exists(self, res_type: str, res_id: str) -> bool:
         row = await self._current(res_type, res_id)
@@ -223,6 +268,12 @@ def _checked_type(body: dict[str, Any]) -> str:
         raise InvalidRequest(f"Resource type {res_type!r} is not supported by this server",
                              expression=("resourceType",))
     return res_type
+
+
+def _version_key(version: Any) -> tuple[tuple[int, int | str], ...]:
+    """`1.10.0` sorts above `1.9.2`: numeric parts compare as numbers."""
+    parts = str(version or "").replace("-", ".").split(".")
+    return tuple((1, int(p)) if p.isdigit() else (0, p) for p in parts if p)
 
 
 def _content(body: dict[str, Any]) -> str:

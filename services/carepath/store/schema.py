@@ -84,6 +84,7 @@ sp_token = _index_table(
 sp_string = _index_table(
     "sp_string",
     Column("value", String(512), nullable=False),
+    Column("exact", String(512), nullable=False),  # as written, for :exact; `value` is the normalised form
     indexes=[("res_type", "param", "value")],
 )
 sp_date = _index_table(

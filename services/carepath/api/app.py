@@ -1,0 +1,55 @@
+"""The FastAPI application: lifespan (migrations, pathways), routers, error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from carepath import __version__
+from carepath.api import operations, rest
+from carepath.api.errors import install_error_handlers
+from carepath.api.state import AppState
+from carepath.settings import Settings, get_settings
+from carepath.store.database import create_engine
+from carepath.store.migrate import upgrade_async
+from carepath.store.repository import Repository
+
+log = logging.getLogger("carepath")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.effective_database_url
+        if settings.auth == "off":
+            log.warning("CAREPATH_AUTH=off: the API accepts unauthenticated requests (local development only)")
+        await upgrade_async(url)
+        engine = create_engine(url)
+        repository = Repository(engine)
+        app.state.carepath = AppState(settings, repository)
+        if settings.load_pathways_on_start and settings.pathways_dir.is_dir():
+            from carepath.service.pathways import load_pathways
+
+            report = await load_pathways(repository, settings.pathways_dir)
+            log.info("pathways: %s", report.summary())
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    install_error_handlers(app)
+    app.include_router(operations.router)
+    app.include_router(rest.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    return app

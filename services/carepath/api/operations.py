@@ -1,0 +1,50 @@
+"""Operation routes ($apply). Registered before the generic REST routes so `/{type}/{id}` does not catch them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from carepath.api.http import check_acceptable, json_response, read_resource_body
+from carepath.api.state import app_state
+from carepath.service.apply import ApplyResponse, apply_activity, apply_plan
+from carepath.service.interactions import check_id
+from carepath.service.parameters import OperationInput, from_parameters, from_query
+
+router = APIRouter(prefix="/fhir")
+
+
+async def _inputs(request: Request) -> OperationInput:
+    check_acceptable(request)
+    if request.method == "GET":
+        return from_query(list(request.query_params.multi_items()))
+    return from_parameters(await read_resource_body(request, app_state(request).settings.max_request_bytes))
+
+
+def _render(response: ApplyResponse) -> Response:
+    return json_response(response.body, response.status)
+
+
+async def _apply_plan(request: Request, plan_id: str | None) -> Response:
+    inputs = await _inputs(request)
+    key = request.headers.get("idempotency-key")
+    return _render(await apply_plan(app_state(request).repository, plan_id, inputs, idempotency_key=key))
+
+
+@router.post("/PlanDefinition/$apply")
+@router.get("/PlanDefinition/$apply")
+async def plan_apply_type(request: Request) -> Response:
+    return await _apply_plan(request, None)
+
+
+@router.post("/PlanDefinition/{plan_id}/$apply")
+@router.get("/PlanDefinition/{plan_id}/$apply")
+async def plan_apply_instance(request: Request, plan_id: str) -> Response:
+    return await _apply_plan(request, check_id(plan_id))
+
+
+@router.post("/ActivityDefinition/{activity_id}/$apply")
+@router.get("/ActivityDefinition/{activity_id}/$apply")
+async def activity_apply(request: Request, activity_id: str) -> Response:
+    inputs = await _inputs(request)
+    return _render(await apply_activity(app_state(request).repository, check_id(activity_id), inputs))

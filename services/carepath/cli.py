@@ -1,0 +1,78 @@
+"""`carepath serve | db upgrade | pathways load [DIR] | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from carepath.settings import Settings, get_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="carepath", description="FHIR R4 care-pathway service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the FHIR API (applies migrations and loads pathways first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    db = commands.add_parser("db", help="database administration")
+    db.add_subparsers(dest="db_command", required=True).add_parser("upgrade", help="apply schema migrations")
+    pathways = commands.add_parser("pathways", help="pathway definitions")
+    load = pathways.add_subparsers(dest="pathways_command", required=True).add_parser("load", help="upsert by url|version")
+    load.add_argument("directory", nargs="?", type=Path, default=None)
+    commands.add_parser("demo", help="load the pathways, create sample patients, apply, print a summary")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "serve":
+        import uvicorn
+
+        from carepath.api.app import create_app
+
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+        return 0
+    if args.command == "db":
+        from carepath.store.migrate import upgrade
+
+        upgrade(settings.effective_database_url)
+        print(f"database at newest schema: {settings.effective_database_url}")
+        return 0
+    if args.command == "pathways":
+        return asyncio.run(_load_pathways(settings, args.directory or settings.pathways_dir))
+    from carepath.demo import run_demo
+
+    return asyncio.run(run_demo(settings))
+
+
+async def _load_pathways(settings: Settings, directory: Path) -> int:
+    from carepath.errors import CarepathError
+    from carepath.service.pathways import load_pathways
+    from carepath.store.database import create_engine
+    from carepath.store.migrate import upgrade_async
+    from carepath.store.repository import Repository
+
+    await upgrade_async(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url)
+    try:
+        report = await load_pathways(Repository(engine), directory)
+    except CarepathError as exc:
+        print(f"refused: {exc.diagnostics}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    print(f"pathways from {directory}: {report.summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

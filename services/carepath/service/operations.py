@@ -1,0 +1,21 @@
+"""The operations this server implements; the CapabilityStatement and the router read this one registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperationDef:
+    name: str  # without "$"
+    definition: str
+    resource_types: tuple[str, ...]
+    instance: bool
+    type_level: bool
+
+
+APPLY_PLAN = OperationDef("apply", "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply",
+                          ("PlanDefinition",), instance=True, type_level=True)  # fmt: skip
+APPLY_ACTIVITY = OperationDef("apply", "http://hl7.org/fhir/OperationDefinition/ActivityDefinition-apply",
+                              ("ActivityDefinition",), instance=True, type_level=False)  # fmt: skip
+OPERATIONS: tuple[OperationDef, ...] = (APPLY_PLAN, APPLY_ACTIVITY)
