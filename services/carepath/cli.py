@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "db":
         from carepath.store.migrate import upgrade
 
-        upgrade(settings.effective_database_url)
+        upgrade(settings.effective_database_url, settings.database_schema)
         print(f"database at newest schema: {settings.effective_database_url}")
         return 0
     if args.command == "pathways":
@@ -61,8 +61,8 @@ async def _load_pathways(settings: Settings, directory: Path) -> int:
     from carepath.store.migrate import upgrade_async
     from carepath.store.repository import Repository
 
-    await upgrade_async(settings.effective_database_url)
-    engine = create_engine(settings.effective_database_url)
+    await upgrade_async(settings.effective_database_url, settings.database_schema)
+    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
     try:
         report = await load_pathways(Repository(engine), directory)
     except CarepathError as exc:

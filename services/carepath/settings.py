@@ -20,6 +20,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///<file> or postgresql+asyncpg://...; "
         "empty = a SQLite file under data_dir",
     )
+    database_schema: str = Field(default="", description="PostgreSQL schema (search_path); empty = the default")
     data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Folder for the embedded SQLite database")
     redis_url: str = Field(default="", description="Redis URL; empty = in-process substitute (fakeredis)")
     auth: Literal["off", "token"] = Field(default="off", description="off is for local development only")

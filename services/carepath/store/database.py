@@ -18,10 +18,11 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, schema: str = "", pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
         return _create_sqlite_engine(url)
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+    connect_args = {"server_settings": {"search_path": schema}} if schema else {}
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args)
 
 
 def _create_sqlite_engine(url: str) -> AsyncEngine:

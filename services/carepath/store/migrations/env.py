@@ -25,7 +25,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = create_engine(
+        config.get_main_option("sqlalchemy.url") or "", schema=config.get_main_option("carepath.schema") or ""
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

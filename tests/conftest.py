@@ -1,0 +1,89 @@
+"""Shared fixtures: the two storage back ends and an HTTP client on the real app.
+
+PostgreSQL tests run against a real server: CAREPATH_TEST_POSTGRES_URL (default: the local server on
+127.0.0.1:5432, database `test`). Each test session works in its own PostgreSQL schema, dropped afterwards.
+Without a reachable server those tests are skipped with the reason printed — unless CAREPATH_REQUIRE_SERVICES=1
+(set by CI), where a missing server is a failure, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from carepath.api.app import create_app
+from carepath.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "fhir-r4-examples"
+POSTGRES_URL = os.environ.get("CAREPATH_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REQUIRE_SERVICES = os.environ.get("CAREPATH_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url.replace("+asyncpg", ""))
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_postgres() -> None:
+    if _reachable(POSTGRES_URL):
+        return
+    message = f"PostgreSQL not reachable at {POSTGRES_URL} (set CAREPATH_TEST_POSTGRES_URL)"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _postgres(sql: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL.replace("+asyncpg", ""))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test, dropped afterwards."""
+    require_postgres()
+    schema = f"carepath_test_{uuid.uuid4().hex[:12]}"
+    _postgres(f'CREATE SCHEMA "{schema}"')
+    yield schema
+    _postgres(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for one back end: each test gets its own SQLite file or its own PostgreSQL schema."""
+    common = {"load_pathways_on_start": False, "base_url": "http://testserver/fhir"}
+    if request.param == "sqlite":
+        return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'carepath.sqlite'}", **common)
+    schema = request.getfixturevalue("postgres_schema")
+    return Settings(database_url=POSTGRES_URL, database_schema=schema, **common)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the real app (lifespan run: migrations applied) for the parametrised back end."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
