@@ -1,0 +1,285 @@
+"""Validate a FHIR R4 resource as received (a JSON dict), reporting every problem with the element's path.
+
+Two passes over the same, unmodified dict:
+1. our JSON walk (guided by the model's element map): JSON kinds of primitives (the models are lax: they take
+   "true" for a boolean), unknown element names, null / empty values, the resource id, required code bindings
+   and contained resources;
+2. the fhir.resources R4B model (structure, cardinality, formats, choice elements), its errors mapped back to
+   FHIRPath-style expressions.
+An element reported by the walk is not reported again by the model pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from carepath.errors import InvalidResource, Issue
+from carepath.fhir.bindings import REQUIRED_BINDINGS, Binding
+from carepath.fhir.elements import ElementSpec, choice_groups, elements, resolve_path, resource_model
+from carepath.fhir.models import SUPPORTED_TYPES, is_supported, model_class
+
+# http://hl7.org/fhir/R4/datatypes.html#id
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+_JSON_KINDS: dict[str, tuple[type, ...]] = {
+    "boolean": (bool,),
+    "integer": (int,),
+    "decimal": (int, Decimal, float),
+    "string": (str,),
+}
+
+
+def validate_resource(resource: dict[str, Any], *, expected_type: str | None = None) -> None:
+    """Raise InvalidResource (one Issue per problem) unless `resource` is a valid R4 resource we serve."""
+    resource_type = _check_type(resource, expected_type)
+    model = model_class(resource_type)
+    walk = _Walk()
+    walk.resource(resource, model, resource_type)
+    issues = walk.issues
+    if not walk.blocks_model:
+        seen = {issue.expression for issue in issues}
+        issues += [issue for issue in _model_issues(model, resource, resource_type) if issue.expression not in seen]
+    if issues:
+        raise _invalid(issues)
+
+
+def _check_type(resource: Any, expected_type: str | None) -> str:
+    if not isinstance(resource, dict):
+        raise InvalidResource("A resource must be a JSON object")
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str):
+        raise InvalidResource("The resource has no resourceType", expression=("resourceType",))
+    if not is_supported(resource_type):
+        raise InvalidResource(
+            f"Unsupported resourceType '{resource_type}'; supported: {', '.join(SUPPORTED_TYPES)}",
+            expression=("resourceType",),
+        )
+    if expected_type is not None and resource_type != expected_type:
+        raise InvalidResource(
+            f"resourceType '{resource_type}' does not match the expected type '{expected_type}'",
+            expression=("resourceType",),
+        )
+    return resource_type
+
+
+def _issue(path: str, diagnostics: str) -> Issue:
+    # All "invalid", the code InvalidResource gives its first issue too: one consistent OperationOutcome.
+    return Issue(diagnostics, InvalidResource.code, "error", (path,))
+
+
+def _invalid(issues: list[Issue]) -> InvalidResource:
+    head, *rest = issues
+    return InvalidResource(head.diagnostics, expression=head.expression, issues=rest)
+
+
+@cache
+def _resolved_bindings() -> dict[tuple[type[BaseModel], str], Binding]:
+    """The binding table keyed by (model class, JSON name), resolved once."""
+    return {resolve_path(path): binding for path, binding in REQUIRED_BINDINGS.items()}
+
+
+@cache
+def _bindings_of(model: type[BaseModel]) -> dict[str, Binding]:
+    """JSON name -> binding for one class, including those of its bases (Duration inherits Quantity's)."""
+    table = _resolved_bindings()
+    return {name: b for (owner, name), b in table.items() if issubclass(model, owner)}
+
+
+class _Walk:
+    """One pass over the JSON, collecting issues. Shapes the model reports itself (list vs object) are skipped."""
+
+    def __init__(self) -> None:
+        self.issues: list[Issue] = []
+        self.blocks_model = False  # an unknown contained resourceType makes the model pass raise a bare KeyError
+
+    def report(self, path: str, diagnostics: str) -> None:
+        self.issues.append(_issue(path, diagnostics))
+
+    def resource(self, node: dict[str, Any], model: type[BaseModel], path: str) -> None:
+        rid = node.get("id")
+        if isinstance(rid, str) and not _ID.fullmatch(rid):
+            self.report(f"{path}.id", f"Invalid id '{rid}': 1-64 characters from A-Z a-z 0-9 - .")
+        self.element(node, model, path)
+
+    def element(self, node: dict[str, Any], model: type[BaseModel], path: str) -> None:
+        if not node:
+            self.report(path, "An element must have a value or children; empty objects are not allowed")
+        specs = elements(model)
+        bindings = _bindings_of(model)
+        for key, value in node.items():
+            spec = specs.get(key)
+            if spec is None:
+                if key != "resourceType":
+                    self.report(f"{path}.{key}", f"Unknown element '{key}'")
+            elif value is None:
+                self.report(f"{path}.{key}", "null is not allowed here (only inside arrays of primitives)")
+            else:
+                self.value(value, spec, f"{path}.{key}")
+                binding = bindings.get(key)
+                if binding is not None:
+                    self.binding(value, binding, f"{path}.{key}")
+
+    def value(self, value: Any, spec: ElementSpec, path: str) -> None:
+        if not spec.repeats:
+            self.single(value, spec, path)
+        elif isinstance(value, list):
+            if not value:
+                self.report(path, "Empty arrays are not allowed; leave the element out")
+            for index, item in enumerate(value):
+                # A null in a primitive array lines a value up with its `_name` extension; in complex arrays
+                # the model reports it.
+                if item is not None:
+                    self.single(item, spec, f"{path}[{index}]")
+
+    def single(self, value: Any, spec: ElementSpec, path: str) -> None:
+        if spec.kind == "resource":
+            self.contained(value, path)
+        elif spec.model is not None:
+            if isinstance(value, dict):
+                self.element(value, spec.model, path)
+        elif type(value) not in _JSON_KINDS[spec.kind]:
+            self.report(path, f"Expected a JSON {spec.kind}, got {_json_name(value)}")
+        elif value == "":
+            self.report(path, "Empty strings are not allowed; leave the element out")
+
+    def contained(self, value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            return
+        resource_type = value.get("resourceType")
+        model = resource_model(resource_type) if isinstance(resource_type, str) else None
+        if model is None:
+            self.blocks_model = True
+            self.report(f"{path}.resourceType", f"Unknown resourceType {resource_type!r} of a contained resource")
+        elif "contained" in value:
+            self.report(f"{path}.contained", "A contained resource cannot contain resources (dom-2)")
+        else:
+            self.resource(value, model, path)
+
+    def binding(self, value: Any, binding: Binding, path: str) -> None:
+        for item_path, item in _items(value, path):
+            if binding.system is not None:
+                if isinstance(item, dict):
+                    self.concept(item, binding, item_path)
+            elif isinstance(item, str) and item not in binding.codes:
+                self.report(item_path, _not_in(item, binding))
+
+    def concept(self, concept: dict[str, Any], binding: Binding, path: str) -> None:
+        """Required binding on a CodeableConcept: a coding from the bound system, with a code from the set."""
+        codings = concept.get("coding")
+        found = False
+        for coding_path, coding in _items(codings if isinstance(codings, list) else [], f"{path}.coding"):
+            if isinstance(coding, dict) and coding.get("system") == binding.system:
+                found = True
+                code = coding.get("code")
+                if code not in binding.codes:
+                    self.report(f"{coding_path}.code", _not_in(code, binding))
+        if not found:
+            self.report(path, f"Required binding: a coding from {binding.system} is needed")
+
+
+def _items(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield f"{path}[{index}]", item
+    else:
+        yield path, value
+
+
+def _not_in(code: Any, binding: Binding) -> str:
+    return f"Code {code!r} is not in the required value set {binding.value_set} ({', '.join(sorted(binding.codes))})"
+
+
+def _json_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+# --- the model pass -------------------------------------------------------------------------------------------
+
+
+def _model_issues(model: type[BaseModel], resource: dict[str, Any], root: str) -> list[Issue]:
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        issues: list[Issue] = []
+        for error in exc.errors(include_url=False):
+            issues += _error_issues(error, model, resource, root)
+        return issues
+    return []
+
+
+def _error_issues(error: Any, model: type[BaseModel], resource: dict[str, Any], root: str) -> list[Issue]:
+    path, node, at = _locate(error["loc"], model, resource, root)
+    if error["type"] in ("missing", "model_field_validation.missing"):
+        name = str(error["loc"][-1])
+        return [_issue(path, f"Missing required element '{name}'")]
+    if at is not None and isinstance(node, dict) and error["type"] == "value_error":
+        choice = _choice_issues(at, node, path)
+        if choice:
+            return choice
+    return [_issue(path, _message(error))]
+
+
+def _locate(loc: tuple[Any, ...], model: type[BaseModel], resource: dict[str, Any], root: str) -> tuple[str, Any, Any]:
+    """Follow a pydantic loc through the JSON and the element map: (FHIRPath, JSON node, model class or None).
+
+    pydantic locs use the JSON names (aliases) but may carry internal parts ("root", "resource_type") - dropped,
+    except resource_type which is the resourceType element."""
+    path = root
+    node: Any = resource
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if current is None:  # inside a contained resource: its class comes from the JSON
+            current = _contained_model(node)
+        spec = elements(current).get(part) if current is not None else None
+        if spec is None:
+            if part == "resource_type":
+                path += ".resourceType"
+            continue
+        path += f".{part}"
+        node = node.get(part) if isinstance(node, dict) else None
+        current = spec.model
+    return path, node, current if current is not None else _contained_model(node)
+
+
+def _contained_model(node: Any) -> type[BaseModel] | None:
+    if isinstance(node, dict) and isinstance(node.get("resourceType"), str):
+        return resource_model(node["resourceType"])
+    return None
+
+
+def _choice_issues(model: type[BaseModel], node: dict[str, Any], path: str) -> list[Issue]:
+    """The model's own choice checks (value[x]) report at the parent with python names; say which [x] it is."""
+    issues = []
+    for prefix, (names, required) in choice_groups(model).items():
+        present = [name for name in names if name in node]
+        expression = f"{path}.{prefix}[x]"
+        if len(present) > 1:
+            diagnostics = f"Only one of {prefix}[x] may be present; found {', '.join(present)}"
+            issues.append(_issue(expression, diagnostics))
+        elif required and not present:
+            issues.append(_issue(expression, f"Missing required element {prefix}[x]"))
+    return issues
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, (str, int, float, Decimal)) and len(str(value)) <= 80 and repr(value) not in message:
+        message += f" (got {value!r})"
+    return message
