@@ -21,6 +21,7 @@ class TokenRow:
 class StringRow:
     param: str
     value: str  # normalised: lower case, accents removed (FHIR string search is case/accent-insensitive)
+    exact: str  # the text as written, for the :exact modifier (case- and accent-sensitive)
 
 
 @dataclass(frozen=True)
