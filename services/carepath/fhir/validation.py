@@ -234,8 +234,8 @@ def _error_issues(error: Any, model: type[BaseModel], resource: dict[str, Any], 
 def _locate(loc: tuple[Any, ...], model: type[BaseModel], resource: dict[str, Any], root: str) -> tuple[str, Any, Any]:
     """Follow a pydantic loc through the JSON and the element map: (FHIRPath, JSON node, model class or None).
 
-    pydantic locs use the JSON names (aliases) but may carry internal parts ("root", "resource_type") - dropped,
-    except resource_type which is the resourceType element."""
+    pydantic locs use the JSON names (aliases) but may carry internal parts ("root", "resource_type"): those are
+    dropped, except resource_type, which is the resourceType element."""
     path = root
     node: Any = resource
     current: type[BaseModel] | None = model
@@ -247,8 +247,10 @@ def _locate(loc: tuple[Any, ...], model: type[BaseModel], resource: dict[str, An
         if current is None:  # inside a contained resource: its class comes from the JSON
             current = _contained_model(node)
         spec = elements(current).get(part) if current is not None else None
-        if spec is None:
-            if part == "resource_type":
+        if spec is None:  # an unknown JSON key (extra_forbidden) stays in the path, internal parts do not
+            if isinstance(node, dict) and part in node:
+                path, node, current = f"{path}.{part}", node[part], None
+            elif part == "resource_type":
                 path += ".resourceType"
             continue
         path += f".{part}"
