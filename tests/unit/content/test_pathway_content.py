@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from spec_codes import SPEC_CODES, SPEC_HGVS, all_codes, allowed
+
 from carepath.canonical import CODESYSTEM_LOCAL
 from carepath.content import walk
 from carepath.content.stop_rules import THERAPY_ASSESSMENT_CODES
 from carepath.fhir.fhirpath import compile_expression
 from carepath.fhir.models import model_class
-
-from spec_codes import SPEC_CODES, SPEC_HGVS, all_codes, allowed
 
 SPEC_STEPS = {f"S{n:02d}" for n in range(1, 20)} | {"S07b"}
 # Variables the engine provides itself (carepath.engine.expressions); everything else must be declared.
@@ -112,7 +112,9 @@ def test_the_entry_rule_is_the_top_level_applicability(plan: dict[str, Any]) -> 
     assert condition["expression"]["expression"] == "%progression or %chemoFailed"
 
 
-def test_stop_rules_know_exactly_the_therapy_assessment_codes(content: list[dict[str, Any]], plan: dict[str, Any]) -> None:
+def test_stop_rules_know_exactly_the_therapy_assessment_codes(
+    content: list[dict[str, Any]], plan: dict[str, Any]
+) -> None:
     definitions = {f"{r['url']}|{r['version']}": r for r in content if r["resourceType"] == "ActivityDefinition"}
     therapy = {"S14", "S15", "S16", "S17", "S18"}
     shipped = {

@@ -22,11 +22,15 @@ def _local(code: str) -> dict[str, Any]:
     return {"coding": [{"system": codes.LOCAL, "code": code}]}
 
 
+def _request(snomed: str) -> dict[str, Any]:
+    return {"resourceType": "ServiceRequest", "code": {"coding": [{"system": codes.SNOMED, "code": snomed}]}}
+
+
 REQUESTS = {
-    "ServiceRequest/surgery": {"resourceType": "ServiceRequest", "code": {"coding": [{"system": codes.SNOMED, "code": "183541002"}]}},
-    "ServiceRequest/palliative": {"resourceType": "ServiceRequest", "code": {"coding": [{"system": codes.SNOMED, "code": "306237005"}]}},
-    "ServiceRequest/radiotherapy": {"resourceType": "ServiceRequest", "code": {"coding": [{"system": codes.SNOMED, "code": "306256000"}]}},
-}  # fmt: skip
+    "ServiceRequest/surgery": _request("183541002"),
+    "ServiceRequest/palliative": _request("306237005"),
+    "ServiceRequest/radiotherapy": _request("306256000"),
+}
 
 TASKS = [
     _task("rcp", "requested", focus="ServiceRequest/rcp"),
@@ -41,7 +45,8 @@ TASKS = [
 
 
 def _medication_stopped(reason: str) -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "status": "stopped", "statusReason": {"coding": [{"system": codes.SNOMED, "code": reason}]}}  # fmt: skip
+    reason_concept = {"coding": [{"system": codes.SNOMED, "code": reason}]}
+    return {"resourceType": "MedicationRequest", "status": "stopped", "statusReason": reason_concept}
 
 
 def _disease_status(trend: str, status: str = "final") -> dict[str, Any]:
@@ -59,7 +64,8 @@ def test_death_cancels_every_open_task_and_leaves_finished_ones() -> None:
                   _medication_stopped(codes.DEATH)):  # fmt: skip
         outcome = evaluate_stop_rules(TASKS, event, REQUESTS.get)
         assert outcome.rule == "death"
-        assert {c.task for c in outcome.changes} == {f"Task/{t}" for t in ("rcp", "palliative", "surgery", "radiotherapy", "trial", "immuno")}  # fmt: skip
+        open_tasks = ("rcp", "palliative", "surgery", "radiotherapy", "trial", "immuno")
+        assert {c.task for c in outcome.changes} == {f"Task/{t}" for t in open_tasks}
         assert {c.status for c in outcome.changes} == {"cancelled"}
         assert outcome.changes[0].status_reason()["coding"][0]["code"] == codes.DEATH
         assert outcome.notify_coordinator is None
