@@ -3,17 +3,22 @@
 fhirpathpy does not implement `resolve()`. Ours returns the referenced resource when the caller supplies a
 lookup (e.g. the `$apply` data Bundle), otherwise a stub `{"resourceType": T, "id": id}` built from the
 reference string, which is all the spec's search expressions need (`subject.where(resolve() is Patient)`).
+
+fhirpathpy's `now()`/`today()` read the wall clock; a caller that passes `now` (the `$apply` engine, whose tests
+freeze time) gets that instant instead. `now_value(dt)` is the matching `%now` variable: fhirpathpy only does
+correct date arithmetic (`%now + 3 days`) on a DateTime written with milliseconds and a `+hh:mm` offset.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import fhirpathpy
-from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.engine.nodes import FP_DateTime, ResourceNode
 from fhirpathpy.models import models
 
 R4_MODEL: dict[str, Any] = models["r4"]
@@ -45,7 +50,7 @@ def _make_resolve(lookup: Lookup | None) -> Callable[[list[Any]], list[Any]]:
             found = (lookup(ref) if lookup else None) or reference_stub(ref)
             if found is not None:
                 # A typed node, so that `resolve() is Patient` sees a FHIR Patient, not a System dict.
-                out.append(ResourceNode.create_node(found, found["resourceType"]))
+                out.append(ResourceNode.create_node(found, found["resourceType"]))  # type: ignore[no-untyped-call]
         return out
 
     return resolve
@@ -57,17 +62,21 @@ _STUB_RESOLVE_TABLE = {"resolve": {"fn": _make_resolve(None), "arity": {0: []}}}
 @lru_cache(maxsize=4096)
 def _compiled(expression: str) -> Callable[..., list[Any]]:
     try:
-        return fhirpathpy.compile(expression, R4_MODEL, {"userInvocationTable": _STUB_RESOLVE_TABLE})  # type: ignore[no-any-return]
+        compiled: Callable[..., list[Any]] = fhirpathpy.compile(
+            expression, R4_MODEL, {"userInvocationTable": _STUB_RESOLVE_TABLE}
+        )
+        return compiled
     except Exception as exc:  # fhirpathpy raises bare Exceptions for syntax errors
         raise FhirPathError(f"Invalid FHIRPath expression {expression!r}: {exc}") from exc
 
 
 @lru_cache(maxsize=4096)
-def _compiled_with_lookup_slot(expression: str) -> Callable[..., list[Any]]:
-    return fhirpathpy.compile(expression, R4_MODEL, {"userInvocationTable": _LOOKUP_RESOLVE_TABLE})  # type: ignore[no-any-return]
+def _compiled_with_slots(expression: str) -> Callable[..., list[Any]]:
+    compiled: Callable[..., list[Any]] = fhirpathpy.compile(expression, R4_MODEL, {"userInvocationTable": _SLOT_TABLE})
+    return compiled
 
 
-# The lookup of the evaluation in progress: evaluation is synchronous, so one slot per thread suffices.
+# The lookup and clock of the evaluation in progress: evaluation is synchronous, so one slot per thread suffices.
 _slot = threading.local()
 
 
@@ -76,7 +85,30 @@ def _slot_resolve(inputs: list[Any]) -> list[Any]:
     return _make_resolve(lookup)(inputs)
 
 
-_LOOKUP_RESOLVE_TABLE = {"resolve": {"fn": _slot_resolve, "arity": {0: []}}}
+def _slot_now_utc() -> datetime:
+    now: datetime | None = getattr(_slot, "now", None)
+    return (now or datetime.now(UTC)).astimezone(UTC)
+
+
+def now_value(now: datetime) -> Any:
+    """`now` as a FHIRPath DateTime that fhirpathpy can do arithmetic on (UTC, milliseconds, `+00:00`)."""
+    text = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+00:00"
+    return FP_DateTime(text)  # type: ignore[no-untyped-call]
+
+
+def _slot_now(inputs: list[Any]) -> list[Any]:
+    return [now_value(_slot_now_utc())]
+
+
+def _slot_today(inputs: list[Any]) -> list[Any]:
+    return [FP_DateTime(_slot_now_utc().date().isoformat())]  # type: ignore[no-untyped-call]
+
+
+_SLOT_TABLE = {
+    "resolve": {"fn": _slot_resolve, "arity": {0: []}},
+    "now": {"fn": _slot_now, "arity": {0: []}},
+    "today": {"fn": _slot_today, "arity": {0: []}},
+}
 
 
 def compile_expression(expression: str) -> None:
@@ -89,17 +121,21 @@ def evaluate(
     expression: str,
     variables: Mapping[str, Any] | None = None,
     lookup: Lookup | None = None,
+    now: datetime | None = None,
 ) -> list[Any]:
-    """Evaluate `expression` on `resource` with `%name` variables; always returns a list (FHIRPath collection)."""
+    """Evaluate `expression` on `resource` with `%name` variables; always returns a list (FHIRPath collection).
+
+    With `now`, the expression's `now()` and `today()` return that instant (in UTC) instead of the wall clock.
+    """
     try:
-        if lookup is None:
+        if lookup is None and now is None:
             return _compiled(expression)(resource, dict(variables or {}))
-        fn = _compiled_with_lookup_slot(expression)
-        _slot.lookup = lookup
+        fn = _compiled_with_slots(expression)
+        _slot.lookup, _slot.now = lookup, now
         try:
             return fn(resource, dict(variables or {}))
         finally:
-            _slot.lookup = None
+            _slot.lookup, _slot.now = None, None
     except FhirPathError:
         raise
     except Exception as exc:  # fhirpathpy signals evaluation errors with bare Exceptions

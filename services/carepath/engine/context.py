@@ -1,0 +1,77 @@
+"""The engine's inputs and outputs: what `$apply` is given (ApplyContext, a resolver) and what it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from carepath.errors import InvalidRequest, Issue
+
+DEFINITION_TYPES = ("ActivityDefinition", "PlanDefinition", "Questionnaire")
+
+
+class DefinitionResolver(Protocol):
+    def resolve(self, canonical: str) -> dict[str, Any] | None:
+        """`url` or `url|version` -> the ActivityDefinition / PlanDefinition / Questionnaire, or None."""
+        ...
+
+
+def _version_key(version: str | None) -> tuple[tuple[int, int | str], ...]:
+    """Order versions so that `1.10.0` > `1.9.2` (numeric parts numerically); unversioned sorts first."""
+    parts = (version or "").replace("-", ".").split(".")
+    return tuple((1, int(p)) if p.isdigit() else (0, p) for p in parts if p)
+
+
+class DictResolver:
+    """An in-memory resolver over a list of definitions; an unversioned canonical gets the highest version."""
+
+    def __init__(self, resources: Iterable[dict[str, Any]]) -> None:
+        self._by_url: dict[str, list[dict[str, Any]]] = {}
+        for resource in resources:
+            url = resource.get("url")
+            if isinstance(url, str) and resource.get("resourceType") in DEFINITION_TYPES:
+                self._by_url.setdefault(url, []).append(resource)
+        for versions in self._by_url.values():
+            versions.sort(key=lambda r: _version_key(r.get("version")))
+
+    def resolve(self, canonical: str) -> dict[str, Any] | None:
+        url, _, version = canonical.partition("|")
+        candidates = self._by_url.get(url, [])
+        if version:
+            return next((r for r in candidates if r.get("version") == version), None)
+        return candidates[-1] if candidates else None
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """Everything `$apply` depends on besides the definitions. `now` is an input: the engine never reads the clock."""
+
+    subject: str
+    now: datetime
+    data: dict[str, Any] | None = None
+    encounter: str | None = None
+    practitioner: str | None = None
+    organization: str | None = None
+    user_type: dict[str, Any] | None = None
+    user_language: dict[str, Any] | None = None
+    user_task_context: dict[str, Any] | None = None
+    setting: dict[str, Any] | None = None
+    setting_context: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None or self.now.utcoffset() is None:
+            raise InvalidRequest("$apply needs a timezone-aware 'now'")
+        if "/" not in self.subject:
+            raise InvalidRequest(f"subject must be a reference like 'Patient/123', got {self.subject!r}")
+
+
+@dataclass
+class ApplyResult:
+    """A CarePlan whose RequestGroup, requests, Tasks and Goals are contained; issues are warnings, never raised."""
+
+    careplan: dict[str, Any]
+    applicable: bool
+    issues: list[Issue] = field(default_factory=list)

@@ -1,0 +1,232 @@
+"""Expression evaluation for `$apply`: languages, context variables, named variables, per-apply memo.
+
+Context variables (FHIRPath `%name`): `%subject`, `%patient` and `%context` (the subject resource from `data` if
+present, else a stub `{"resourceType", "id"}`), `%data` (the data Bundle), `%encounter`, `%practitioner`,
+`%organization` (from `data` or stubs), `%now` (a FHIRPath DateTime: `%now + 3 days` works; `now()` and `today()`
+return the same frozen instant), `%userType`, `%userLanguage`, `%userTaskContext`, `%setting`,
+`%settingContext`, `%resource` (the resource being built, for dynamicValue) and every entry of the `parameters`
+Parameters resource by name (value[x] unwrapped, a resource parameter as the resource).
+
+Named variables (the R4 `variable` extension, on the PlanDefinition and on actions) are evaluated lazily, the
+first time an expression mentions them, and may use only the variables declared before them. **A variable whose
+name matches a supplied parameter takes the supplied value instead**: that is how a pathway exposes a
+configurable threshold (declare `%ecogMax` with its default expression; a caller overrides it by passing a
+parameter `ecogMax`).
+
+Only `text/fhirpath` is evaluated; CQL and any other language is refused with NotSupported naming the element.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from fhirpathpy.engine.nodes import FP_Type, ResourceNode
+
+from carepath.engine.context import ApplyContext
+from carepath.errors import InvalidRequest, NotSupported
+from carepath.fhir.fhirpath import FhirPathError, evaluate, now_value, reference_stub
+
+VARIABLE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/variable"
+FHIRPATH = "text/fhirpath"
+_NAME_RE = re.compile(r"%(?:([A-Za-z_][A-Za-z0-9_]*)|`([^`]+)`)")
+# Expressions that read the resource being built change result as it changes: never memoised.
+_UNCACHEABLE = frozenset({"resource"})
+
+
+@lru_cache(maxsize=4096)
+def referenced_names(expression: str) -> frozenset[str]:
+    return frozenset(a or b for a, b in _NAME_RE.findall(expression))
+
+
+def expression_text(expression: Mapping[str, Any], where: str) -> str:
+    """The FHIRPath text of an R4 Expression, or NotSupported for CQL, a library reference or another language."""
+    language = expression.get("language")
+    text = expression.get("expression")
+    if language != FHIRPATH:
+        raise NotSupported(f"Expression language {language!r} is not supported (only {FHIRPATH})", expression=(where,))
+    if not isinstance(text, str) or not text.strip():
+        raise NotSupported("An expression without inline FHIRPath text is not supported", expression=(where,))
+    return text
+
+
+def _typed(value: Any, type_name: str) -> Any:
+    """Complex values as typed nodes so that FHIRPath sees e.g. a Quantity, not a plain object."""
+    return ResourceNode.create_node(value, type_name) if isinstance(value, dict) else value  # type: ignore[no-untyped-call]
+
+
+def parameter_values(parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Parameters.parameter by name: value[x] unwrapped, resource as itself; a repeated name becomes a list."""
+    out: dict[str, Any] = {}
+    for param in (parameters or {}).get("parameter", []):
+        name = param.get("name")
+        if not isinstance(name, str):
+            continue
+        value: Any = param.get("resource")
+        for key, raw in param.items():
+            if key.startswith("value"):
+                value = _typed(raw, key[5:])
+        if name in out:
+            prior = out[name]
+            out[name] = [*(prior if isinstance(prior, list) else [prior]), value]
+        else:
+            out[name] = value
+    return out
+
+
+def _index_bundle(data: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """`Type/id` and fullUrl -> resource, for `resolve()` and the subject look-up (built once per apply)."""
+    index: dict[str, dict[str, Any]] = {}
+    for entry in (data or {}).get("entry", []):
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            continue
+        if resource.get("id"):
+            index[f"{resource.get('resourceType')}/{resource['id']}"] = resource
+        if isinstance(entry.get("fullUrl"), str):
+            index[entry["fullUrl"]] = resource
+    return index
+
+
+def to_fhir_value(item: Any) -> Any:
+    """A FHIRPath result item as JSON: DateTime/Time/Quantity objects become their FHIR representation."""
+    if isinstance(item, ResourceNode):
+        return item.data
+    if isinstance(item, FP_Type):
+        unit = getattr(item, "unit", None)
+        if unit is not None and hasattr(item, "value"):
+            return {"value": item.value, "unit": unit.strip("'")}
+        return str(item)
+    return item
+
+
+@dataclass
+class Evaluator:
+    """One apply's expression evaluation: base variables, a `resolve()` index and a memo of pure results."""
+
+    ctx: ApplyContext
+    base: dict[str, Any] = field(init=False)
+    supplied: dict[str, Any] = field(init=False)
+    subject_resource: dict[str, Any] = field(init=False)
+    _index: dict[str, dict[str, Any]] = field(init=False)
+    _memo: dict[tuple[Any, ...], tuple[list[Any], tuple[Any, ...]]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ctx = self.ctx
+        self._index = _index_bundle(ctx.data)
+        self.subject_resource = self.find(ctx.subject) or {}
+        self.supplied = parameter_values(ctx.parameters)
+        self.base = {
+            "subject": self.subject_resource, "patient": self.subject_resource, "context": self.subject_resource,
+            "data": ctx.data, "now": now_value(ctx.now),
+            "encounter": self.find(ctx.encounter), "practitioner": self.find(ctx.practitioner),
+            "organization": self.find(ctx.organization),
+            "userType": ctx.user_type, "userLanguage": ctx.user_language, "userTaskContext": ctx.user_task_context,
+            "setting": ctx.setting, "settingContext": ctx.setting_context,
+            **self.supplied,
+        }  # fmt: skip
+
+    def find(self, reference: str | None) -> dict[str, Any] | None:
+        """The resource from the data Bundle, else a stub built from the reference."""
+        if reference is None:
+            return None
+        return self._index.get(reference) or reference_stub(reference)
+
+    def _lookup(self, reference: str) -> dict[str, Any] | None:
+        return self._index.get(reference)
+
+    def run(self, text: str, variables: Mapping[str, Any], where: str) -> list[Any]:
+        """Evaluate with the subject as focus; results of expressions not reading %resource are memoised."""
+        names = referenced_names(text)
+        used = tuple((n, variables.get(n)) for n in sorted(names))
+        key: tuple[Any, ...] | None = None
+        if not names & _UNCACHEABLE:
+            key = (text, *((n, id(v)) for n, v in used))
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit[0]
+        try:
+            result = evaluate(self.subject_resource, text, variables, self._lookup, self.ctx.now)
+        except FhirPathError as exc:
+            raise InvalidRequest(str(exc), expression=(where,)) from exc
+        if key is not None:
+            self._memo[key] = (result, used)  # `used` keeps the values alive, so their ids stay unique
+        return result
+
+    def condition_holds(self, text: str, variables: Mapping[str, Any], where: str) -> bool:
+        """Applicability: true only for a single `true`; empty or non-boolean results are false."""
+        return self.run(text, variables, where) == [True]
+
+
+_MISSING = object()
+
+
+@dataclass
+class Scope:
+    """Named variables of one element (PlanDefinition or action), on top of the enclosing scope.
+
+    Values are computed on first use; each variable sees only base variables, enclosing scopes and the variables
+    declared before it, so declaration order decides and a variable can never depend on itself.
+    """
+
+    evaluator: Evaluator
+    parent: Scope | None
+    declared: list[tuple[str, Mapping[str, Any], str]]  # (name, Expression, element path), in declaration order
+    _values: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, evaluator: Evaluator, parent: Scope | None, element: Mapping[str, Any], path: str) -> Scope:
+        declared: list[tuple[str, Mapping[str, Any], str]] = []
+        for i, ext in enumerate(element.get("extension", [])):
+            if ext.get("url") != VARIABLE_EXTENSION:
+                continue
+            where = f"{path}.extension[{i}]"
+            value = ext.get("valueExpression") or {}
+            if not isinstance(value.get("name"), str):
+                raise InvalidRequest("A variable extension needs valueExpression.name", expression=(where,))
+            declared.append((value["name"], value, where))
+        if not declared and parent is not None:
+            return parent  # nothing new in scope: share the parent's computed values
+        return cls(evaluator, parent, declared)
+
+    def _get(self, name: str, limit: int) -> Any:
+        for i, (declared_name, expression, where) in enumerate(self.declared[:limit]):
+            if declared_name != name:
+                continue
+            if name not in self._values:
+                text = expression_text(expression, where)
+                result = self.evaluator.run(text, self.variables_for(text, limit=i), where)
+                self._values[name] = result[0] if len(result) == 1 else result
+            return self._values[name]
+        if self.parent is not None:
+            return self.parent._get(name, len(self.parent.declared))
+        return self.evaluator.base.get(name, _MISSING)
+
+    def variables_for(
+        self, text: str, extra: Mapping[str, Any] | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """The variables `text` mentions; supplied parameters win over declared variables of the same name."""
+        out: dict[str, Any] = dict(extra or {})
+        supplied = self.evaluator.supplied
+        for name in referenced_names(text):
+            if name in out:
+                continue
+            value = (
+                supplied[name] if name in supplied else self._get(name, len(self.declared) if limit is None else limit)
+            )
+            if value is not _MISSING:
+                out[name] = value
+        return out
+
+    def holds(self, expression: Mapping[str, Any], where: str) -> bool:
+        text = expression_text(expression, where)
+        return self.evaluator.condition_holds(text, self.variables_for(text), where)
+
+    def values(self, expression: Mapping[str, Any], where: str, resource: dict[str, Any]) -> list[Any]:
+        """A dynamicValue's result, with `%resource` = the resource being built."""
+        text = expression_text(expression, where)
+        result = self.evaluator.run(text, self.variables_for(text, {"resource": resource}), where)
+        return [to_fhir_value(item) for item in result]
