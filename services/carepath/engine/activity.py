@@ -151,6 +151,8 @@ def build_request(
         raise NotSupported(f"ActivityDefinition kind {kind!r} is not supported by $apply", expression=(where,))
     status, intent = lifecycle(kind, option)
     out: dict[str, Any] = {"resourceType": kind, "status": status, "intent": intent}
+    if kind == "CommunicationRequest":
+        del out["intent"]  # R4 CommunicationRequest has no intent: an option shows only as status draft
     canonical = canonical_of(activity)
     if canonical and kind == "Task":
         out["instantiatesCanonical"] = canonical

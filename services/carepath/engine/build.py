@@ -153,7 +153,7 @@ def _build(run: Run, node: Node) -> None:
         node.task["id"] = run.new_id("Task")
     _data_requirements(node, node.task)
     reason = Reason(node.frame.canonical, node.frame.plan.get("title"), node.action.get("id"),
-                    node.action.get("title"), node.conditions)  # fmt: skip
+                    node.label, node.conditions)  # fmt: skip
     goals = _goal_links(run, node)
     for resource in {id(main): main, id(node.task): node.task}.values():
         resource.setdefault("basedOn", []).append({"reference": "#"})  # "#" is the containing CarePlan
