@@ -21,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = commands.add_parser("db", help="database administration")
     db.add_subparsers(dest="db_command", required=True).add_parser("upgrade", help="apply schema migrations")
     pathways = commands.add_parser("pathways", help="pathway definitions")
-    load = pathways.add_subparsers(dest="pathways_command", required=True).add_parser("load", help="upsert by url|version")
+    load = pathways.add_subparsers(dest="pathways_command", required=True).add_parser(
+        "load", help="upsert by url|version"
+    )
     load.add_argument("directory", nargs="?", type=Path, default=None)
     commands.add_parser("demo", help="load the pathways, create sample patients, apply, print a summary")
     args = parser.parse_args(argv)

@@ -7,7 +7,15 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from carepath.api.http import base_url, check_acceptable, json_response, prefer, read_limited, read_resource_body, render
+from carepath.api.http import (
+    base_url,
+    check_acceptable,
+    json_response,
+    prefer,
+    read_limited,
+    read_resource_body,
+    render,
+)
 from carepath.api.state import app_state
 from carepath.errors import NotFound
 from carepath.service.bundles import process_bundle
@@ -48,8 +56,9 @@ async def _search(request: Request, res_type: str | None, query: list[tuple[str,
     state = app_state(request)
     strict = prefer(request, "handling") != "lenient"
     async with state.repository.reader() as tx:
-        bundle = await search_bundle(tx, res_type, query, base_url(request, state.settings.base_url),
-                                     state.settings, strict=strict)
+        bundle = await search_bundle(
+            tx, res_type, query, base_url(request, state.settings.base_url), state.settings, strict=strict
+        )
     return json_response(bundle)
 
 
@@ -77,8 +86,14 @@ async def _history(request: Request, res_type: str | None, res_id: str | None) -
     check_acceptable(request)
     state = app_state(request)
     async with state.repository.reader() as tx:
-        bundle = await history_bundle(tx, res_type, res_id, list(request.query_params.multi_items()),
-                                      base_url(request, state.settings.base_url), state.settings)
+        bundle = await history_bundle(
+            tx,
+            res_type,
+            res_id,
+            list(request.query_params.multi_items()),
+            base_url(request, state.settings.base_url),
+            state.settings,
+        )
     return json_response(bundle)
 
 
@@ -117,8 +132,9 @@ async def read(request: Request, res_type: str, res_id: str) -> Response:
 async def update(request: Request, res_type: str, res_id: str) -> Response:
     check_type(res_type)
     body = await read_resource_body(request, app_state(request).settings.max_request_bytes)
-    it = Interaction("update", res_type, _id(res_id), body=body,
-                     if_match=parse_if_match(request.headers.get("if-match")))
+    it = Interaction(
+        "update", res_type, _id(res_id), body=body, if_match=parse_if_match(request.headers.get("if-match"))
+    )
     return await _crud(request, it)
 
 
@@ -137,5 +153,3 @@ async def vread(request: Request, res_type: str, res_id: str, version: str) -> R
     if not version.isdigit():
         raise NotFound(f"Version {version!r} does not exist")
     return await _crud(request, Interaction("vread", check_type(res_type), _id(res_id), int(version)))
-
-

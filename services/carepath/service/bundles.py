@@ -24,8 +24,9 @@ _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 async def process_bundle(repository: Repository, bundle: dict[str, Any], base: str) -> dict[str, Any]:
     if bundle.get("resourceType") != "Bundle":
-        raise InvalidRequest("POST to the base URL takes a Bundle of type batch or transaction",
-                             expression=("resourceType",))
+        raise InvalidRequest(
+            "POST to the base URL takes a Bundle of type batch or transaction", expression=("resourceType",)
+        )
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
         raise InvalidRequest(f"Bundle.type must be batch or transaction, got {kind!r}", expression=("Bundle.type",))
@@ -97,8 +98,13 @@ def _entry_interaction(index: int, entry: Any) -> Interaction:
     if method in ("POST", "PUT") and not isinstance(body, dict):
         raise InvalidRequest(f"{where}: {method} needs a resource", expression=(f"{where}.resource",))
     try:
-        return interaction_from_url(method, request["url"], body if method in ("POST", "PUT") else None,
-                                    if_match=request.get("ifMatch"), if_none_exist=request.get("ifNoneExist"))
+        return interaction_from_url(
+            method,
+            request["url"],
+            body if method in ("POST", "PUT") else None,
+            if_match=request.get("ifMatch"),
+            if_none_exist=request.get("ifNoneExist"),
+        )
     except CarepathError as exc:
         exc.expression = (f"{where}.request.url",)
         exc.diagnostics = f"{where}: {exc.diagnostics}"
@@ -147,4 +153,3 @@ def _response_entry(outcome: Outcome, base: str) -> dict[str, Any]:
     elif outcome.body is not None:
         entry["resource"] = outcome.body
     return entry
-

@@ -52,7 +52,7 @@ def parse_if_match(value: str | None) -> int | None:
         return None
     match = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', value)
     if match is None:
-        raise InvalidRequest(f"If-Match must be an ETag like W/\"3\", got {value!r}")
+        raise InvalidRequest(f'If-Match must be an ETag like W/"3", got {value!r}')
     return int(match.group(1))
 
 
@@ -155,6 +155,3 @@ def _need_body(it: Interaction) -> dict[str, Any]:
     if it.body is None:
         raise InvalidRequest("This interaction needs a resource in the body")
     return it.body
-
-
-

@@ -20,7 +20,7 @@ class OperationInput:
     def one(self, name: str) -> Any | None:
         found = self.all(name)
         if len(found) > 1:
-            raise InvalidRequest(f"Parameter {name!r} may appear only once", expression=(f"Parameters.parameter",))
+            raise InvalidRequest(f"Parameter {name!r} may appear only once", expression=("Parameters.parameter",))
         return found[0] if found else None
 
     def boolean(self, name: str, default: bool) -> bool:
@@ -59,8 +59,9 @@ def _value(param: dict[str, Any], index: int) -> Any:
         return param["resource"]
     values = [v for k, v in param.items() if k.startswith("value")]
     if len(values) != 1:
-        raise InvalidRequest("A parameter needs exactly one value[x] or a resource",
-                             expression=(f"Parameters.parameter[{index}]",))
+        raise InvalidRequest(
+            "A parameter needs exactly one value[x] or a resource", expression=(f"Parameters.parameter[{index}]",)
+        )
     return values[0]
 
 

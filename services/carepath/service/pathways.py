@@ -28,8 +28,9 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{len(self.created)} created, {len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
-                + (f" (not served by this server: {', '.join(self.skipped)})" if self.skipped else ""))
+        return f"{len(self.created)} created, {len(self.unchanged)} unchanged, {len(self.skipped)} skipped" + (
+            f" (not served by this server: {', '.join(self.skipped)})" if self.skipped else ""
+        )
 
 
 async def load_pathways(repository: Repository, directory: Path) -> LoadReport:

@@ -7,12 +7,14 @@ Every resource is validated before it is stored, so nothing invalid is ever writ
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,10 +24,13 @@ from carepath import jsonutil
 from carepath.errors import Conflict, Gone, InvalidRequest, NotFound, PreconditionFailed
 from carepath.fhir.models import is_supported
 from carepath.fhir.search.extract import extract_index
+from carepath.fhir.search.includes import IncludeSpec
+from carepath.fhir.search.query import SearchQuery, parse_search
 from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.store.records import StoredResource, stamp, utc_now
 from carepath.store.schema import (
+    conditional_key,
     idempotency_key,
     resource,
     resource_history,
@@ -36,6 +41,7 @@ from carepath.store.schema import (
     sp_token,
     sp_uri,
 )
+from carepath.store.search_sql import build_count, build_include, build_revinclude, build_search
 
 _INDEX_TABLES = {
     "tokens": sp_token,
@@ -121,8 +127,11 @@ class StoreTransaction:
         if res_type is not None:
             stmt = stmt.where(resource.c.res_type == res_type)
         if version:
-            stmt = stmt.where(resource.c.rid.in_(
-                select(sp_token.c.rid).where(sp_token.c.param == "version", sp_token.c.code == version)))
+            stmt = stmt.where(
+                resource.c.rid.in_(
+                    select(sp_token.c.rid).where(sp_token.c.param == "version", sp_token.c.code == version)
+                )
+            )
         found = [jsonutil.loads(c) for c in (await self.conn.execute(stmt)).scalars()]
         if not found:
             return None
@@ -139,6 +148,52 @@ class StoreTransaction:
         own = (resource.c.res_type == target_type) & (resource.c.res_id == target_id)
         stmt = select(resource.c.content).where(resource.c.deleted.is_(False), own | resource.c.rid.in_(refs))
         return [jsonutil.loads(c) for c in (await self.conn.execute(stmt)).scalars()]
+
+    # -- search ----------------------------------------------------------------------------------------------------
+    async def search(self, query: SearchQuery) -> list[tuple[int, StoredResource]]:
+        return [(row.rid, _stored(row)) for row in await self.conn.execute(build_search(query))]
+
+    async def count(self, query: SearchQuery) -> int:
+        return int((await self.conn.execute(build_count(query))).scalar_one())
+
+    async def related(self, spec: IncludeSpec, rids: list[int], *, reverse: bool) -> list[tuple[int, StoredResource]]:
+        """The resources an `_include` (or, reversed, a `_revinclude`) adds for the matched rows."""
+        if not rids:
+            return []
+        stmt = build_revinclude(spec, rids) if reverse else build_include(spec, rids)
+        return [(row.rid, _stored(row)) for row in await self.conn.execute(stmt)]
+
+    async def conditional_create(self, body: dict[str, Any], criteria: str) -> tuple[StoredResource, bool]:
+        """Create unless `criteria` (If-None-Exist) matches: 0 matches -> create, 1 -> that one, more -> 412.
+
+        The normalised criteria are a unique key in `conditional_key`, claimed *before* the create: of two
+        concurrent identical requests the second blocks on the key until the first commits, then finds the
+        first one's resource instead of creating a duplicate.
+        """
+        res_type = _checked_type(body)
+        query = replace(parse_search(res_type, parse_qsl(criteria, keep_blank_values=True)), count=2, offset=0, sort=())
+        existing = await self._conditional_match(query, criteria)
+        if existing is not None:
+            return existing, False
+        key = hashlib.sha256("&".join(sorted(f"{k}={v}" for k, v in parse_qsl(criteria))).encode()).hexdigest()
+        res_id = new_id()
+        where = (conditional_key.c.res_type == res_type, conditional_key.c.query_key == key)
+        try:
+            async with self.conn.begin_nested():
+                await self.conn.execute(insert(conditional_key).values(res_type=res_type, query_key=key, res_id=res_id))
+        except IntegrityError:
+            existing = await self._conditional_match(query, criteria)
+            if existing is not None:
+                return existing, False
+            # The key outlived its match (that resource changed or was deleted): it is ours now.
+            await self.conn.execute(update(conditional_key).where(*where).values(res_id=res_id))
+        return await self.create({k: v for k, v in body.items() if k != "id"}, res_id=res_id), True
+
+    async def _conditional_match(self, query: SearchQuery, criteria: str) -> StoredResource | None:
+        found = await self.search(query)
+        if len(found) > 1:
+            raise PreconditionFailed(f"If-None-Exist {criteria!r} matches more than one resource")
+        return found[0][1] if found else None
 
     async def idempotent_response(self, key: str) -> tuple[int, str] | None:
         row = (await self.conn.execute(select(idempotency_key).where(idempotency_key.c.key == key))).first()
@@ -185,8 +240,9 @@ class StoreTransaction:
             rid = (
                 await self.conn.execute(
                     insert(resource)
-                    .values(res_type=res_type, res_id=res_id, version=1, last_updated=moment, deleted=False,
-                            content=content)
+                    .values(
+                        res_type=res_type, res_id=res_id, version=1, last_updated=moment, deleted=False, content=content
+                    )
                     .returning(resource.c.rid)
                 )
             ).scalar_one()
@@ -202,20 +258,20 @@ class StoreTransaction:
     ) -> tuple[StoredResource, bool]:
         """FHIR update: a new version, or create-on-update with the client's id. Returns (stored, created)."""
         if body.get("resourceType") != res_type:
-            raise InvalidRequest(f"The body is a {body.get('resourceType')}, the URL says {res_type}",
-                                 expression=("resourceType",))
+            raise InvalidRequest(
+                f"The body is a {body.get('resourceType')}, the URL says {res_type}", expression=("resourceType",)
+            )
         if body.get("id") != res_id:
-            raise InvalidRequest(f"The body's id {body.get('id')!r} must equal the URL's id {res_id!r}",
-                                 expression=(f"{res_type}.id",))
+            raise InvalidRequest(
+                f"The body's id {body.get('id')!r} must equal the URL's id {res_id!r}", expression=(f"{res_type}.id",)
+            )
         current = await self._current(res_type, res_id, for_update=True)
         if current is None:
             if if_match is not None:
                 raise PreconditionFailed(f"{res_type}/{res_id} does not exist (If-Match {if_match})")
             return await self.create(body, res_id=res_id), True
         if if_match is not None and if_match != current.version:
-            raise PreconditionFailed(
-                f"{res_type}/{res_id} is at version {current.version}, not {if_match} (If-Match)"
-            )
+            raise PreconditionFailed(f"{res_type}/{res_id} is at version {current.version}, not {if_match} (If-Match)")
         validate_resource(body)
         stored = await self._new_version(current, body, "PUT")
         return stored, current.deleted
@@ -245,8 +301,14 @@ class StoreTransaction:
     async def _write_history(self, rid: int, stored: StoredResource, method: str) -> None:
         await self.conn.execute(
             insert(resource_history).values(
-                rid=rid, version=stored.version, res_type=stored.res_type, res_id=stored.res_id,
-                last_updated=stored.last_updated, method=method, deleted=stored.deleted, content=stored.content,
+                rid=rid,
+                version=stored.version,
+                res_type=stored.res_type,
+                res_id=stored.res_id,
+                last_updated=stored.last_updated,
+                method=method,
+                deleted=stored.deleted,
+                content=stored.content,
             )
         )
 
@@ -265,8 +327,9 @@ class StoreTransaction:
 def _checked_type(body: dict[str, Any]) -> str:
     res_type = body.get("resourceType")
     if not isinstance(res_type, str) or not is_supported(res_type):
-        raise InvalidRequest(f"Resource type {res_type!r} is not supported by this server",
-                             expression=("resourceType",))
+        raise InvalidRequest(
+            f"Resource type {res_type!r} is not supported by this server", expression=("resourceType",)
+        )
     return res_type
 
 
