@@ -54,7 +54,7 @@ def history_entry(stored: StoredResource, base: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"fullUrl": f"{base}/{stored.relative_url}"}
     if not stored.deleted:
         entry["resource"] = resource_fragment(stored)
-    entry["request"] = {"method": method, "url": stored.relative_url if method != "PUT" else stored.relative_url}
+    entry["request"] = {"method": method, "url": stored.res_type if method == "POST" else stored.relative_url}
     entry["response"] = {
         "status": "204 No Content" if stored.deleted else ("201 Created" if method == "POST" else "200 OK"),
         "etag": stored.etag,
