@@ -41,10 +41,7 @@ def validate_resource(resource: dict[str, Any], *, expected_type: str | None = N
     model = model_class(resource_type)
     walk = _Walk()
     walk.resource(resource, model, resource_type)
-    issues = walk.issues
-    if not walk.blocks_model:
-        seen = {issue.expression for issue in issues}
-        issues += [issue for issue in _model_issues(model, resource, resource_type) if issue.expression not in seen]
+    issues = walk.issues + _model_issues(model, resource, resource_type, walk.issues)
     if issues:
         raise _invalid(issues)
 
@@ -96,7 +93,6 @@ class _Walk:
 
     def __init__(self) -> None:
         self.issues: list[Issue] = []
-        self.blocks_model = False  # an unknown contained resourceType makes the model pass raise a bare KeyError
 
     def report(self, path: str, diagnostics: str) -> None:
         self.issues.append(_issue(path, diagnostics))
@@ -120,22 +116,24 @@ class _Walk:
             elif value is None:
                 self.report(f"{path}.{key}", "null is not allowed here (only inside arrays of primitives)")
             else:
-                self.value(value, spec, f"{path}.{key}")
+                self.value(value, spec, f"{path}.{key}", node.get(f"_{key}"))
                 binding = bindings.get(key)
                 if binding is not None:
                     self.binding(value, binding, f"{path}.{key}")
 
-    def value(self, value: Any, spec: ElementSpec, path: str) -> None:
+    def value(self, value: Any, spec: ElementSpec, path: str, extensions: Any) -> None:
+        """`extensions` is the `_name` sibling of a primitive element (http://hl7.org/fhir/R4/json.html#primitive)."""
         if not spec.repeats:
             self.single(value, spec, path)
         elif isinstance(value, list):
             if not value:
                 self.report(path, "Empty arrays are not allowed; leave the element out")
             for index, item in enumerate(value):
-                # A null in a primitive array lines a value up with its `_name` extension; in complex arrays
-                # the model reports it.
                 if item is not None:
                     self.single(item, spec, f"{path}[{index}]")
+                elif spec.kind not in ("complex", "resource") and not _has_item(extensions, index):
+                    # A null in a primitive array only lines a value up with its extension in `_name`.
+                    self.report(f"{path}[{index}]", "null in an array needs an extension at the same index of _name")
 
     def single(self, value: Any, spec: ElementSpec, path: str) -> None:
         if spec.kind == "resource":
@@ -154,7 +152,6 @@ class _Walk:
         resource_type = value.get("resourceType")
         model = resource_model(resource_type) if isinstance(resource_type, str) else None
         if model is None:
-            self.blocks_model = True
             self.report(f"{path}.resourceType", f"Unknown resourceType {resource_type!r} of a contained resource")
         elif "contained" in value:
             self.report(f"{path}.contained", "A contained resource cannot contain resources (dom-2)")
@@ -177,10 +174,14 @@ class _Walk:
             if isinstance(coding, dict) and coding.get("system") == binding.system:
                 found = True
                 code = coding.get("code")
-                if code not in binding.codes:
+                if code is None or (isinstance(code, str) and code not in binding.codes):
                     self.report(f"{coding_path}.code", _not_in(code, binding))
         if not found:
             self.report(path, f"Required binding: a coding from {binding.system} is needed")
+
+
+def _has_item(value: Any, index: int) -> bool:
+    return isinstance(value, list) and index < len(value) and value[index] is not None
 
 
 def _items(value: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -208,14 +209,20 @@ def _json_name(value: Any) -> str:
 # --- the model pass -------------------------------------------------------------------------------------------
 
 
-def _model_issues(model: type[BaseModel], resource: dict[str, Any], root: str) -> list[Issue]:
+def _model_issues(model: type[BaseModel], resource: dict[str, Any], root: str, known: list[Issue]) -> list[Issue]:
+    """The model's issues on elements the walk has not already reported."""
     try:
         model.model_validate(resource)
     except ValidationError as exc:
+        seen = {issue.expression for issue in known}
         issues: list[Issue] = []
         for error in exc.errors(include_url=False):
-            issues += _error_issues(error, model, resource, root)
+            issues += [i for i in _error_issues(error, model, resource, root) if i.expression not in seen]
         return issues
+    except (TypeError, AttributeError, KeyError) as exc:
+        # Some fhir.resources validators crash on a wrong JSON type (a number as a url, an unknown contained
+        # resourceType); the walk has named those elements already.
+        return [] if known else [_issue(root, f"The resource could not be validated: {exc!r}")]
     return []
 
 

@@ -182,6 +182,24 @@ def test_nulls_in_primitive_arrays_line_up_with_extensions() -> None:
     validate_resource({"resourceType": "Patient", "name": [{"given": ["Ann", None], "_given": [None, ext]}]})
 
 
+def test_a_null_in_a_primitive_array_without_an_extension_is_refused() -> None:
+    found = problems({"resourceType": "Patient", "name": [{"given": ["Ann", None]}]})
+    assert list(found) == ["Patient.name[0].given[1]"]
+
+
+def test_wrong_types_that_crash_the_model_validators_are_still_named() -> None:
+    # fhir.resources raises AttributeError for a number where a url belongs; the walk names the element.
+    found = problems({"resourceType": "Subscription", "status": "off", "reason": "r", "criteria": "Task?",
+                      "channel": {"type": "rest-hook", "endpoint": 5}})  # fmt: skip
+    assert list(found) == ["Subscription.channel.endpoint"]
+
+
+def test_a_bad_coding_code_type_in_a_bound_concept_is_named() -> None:
+    status = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": {"a": 1}}]}
+    found = problems({"resourceType": "Condition", "subject": {"reference": "P/1"}, "clinicalStatus": status})
+    assert "Condition.clinicalStatus.coding[0].code" in found
+
+
 def test_contained_resources_are_validated_with_their_own_type() -> None:
     found = problems({"resourceType": "Patient", "contained": [{"resourceType": "Observation", "status": "final"}]})
     assert list(found) == ["Patient.contained[0].code"]
