@@ -2,8 +2,8 @@
 
 Steps are grouped by their place around the pivot step (the one others wait for, the RCP here): the steps it waits
 for, the steps waiting for it, and the steps that run in parallel from day one. A solid arrow is a hold
-(relatedAction after-end); a dotted arrow is a "soft" link that informs but never blocks. Steps created only
-under a condition are drawn with rounded ends.
+(relatedAction after-end); a dotted arrow is a "soft" link (our `action-informed-by` extension) that informs but
+never blocks. Steps created only under a condition are drawn with rounded ends.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from carepath.canonical import extension_url
 from carepath.content.walk import step_actions
 
 HOLD = "after-end"
+INFORMED_BY = extension_url("action-informed-by")
 BEFORE_PIVOT, PARALLEL, AFTER_PIVOT = "Before the RCP", "In parallel from day one", "After the RCP"
 BEGIN_MARK = "<!-- BEGIN GENERATED DIAGRAM: scripts/pathway_diagram.py -->"
 END_MARK = "<!-- END GENERATED DIAGRAM -->"
@@ -35,14 +37,21 @@ def _node(action: dict[str, Any]) -> str:
 
 
 def _edges(actions: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
-    """(predecessor, successor, is_hold) for every relatedAction between steps."""
+    """(predecessor, successor, is_hold) for every relatedAction and every informed-by link between steps."""
     ids = {a["id"] for a in actions}
-    return [
+    holds = [
         (related["actionId"], action["id"], related.get("relationship") == HOLD)
         for action in actions
         for related in action.get("relatedAction", [])
         if related.get("actionId") in ids
     ]
+    soft = [
+        (ext["valueId"], action["id"], False)
+        for action in actions
+        for ext in action.get("extension", [])
+        if ext.get("url") == INFORMED_BY and ext.get("valueId") in ids
+    ]
+    return holds + soft
 
 
 def _phases(actions: list[dict[str, Any]], edges: list[tuple[str, str, bool]]) -> dict[str, list[dict[str, Any]]]:
