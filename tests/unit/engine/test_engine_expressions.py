@@ -1,0 +1,142 @@
+"""Expressions: context variables, frozen now, named variables, parameters, languages, applicability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from engine_support import activity, apply, condition, contained, ctx, expr, plan, variable
+
+from carepath.engine.expressions import Evaluator
+from carepath.errors import InvalidRequest, NotSupported
+
+TASK = activity("follow-up")
+
+
+def data(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+def applies(text: str, *extensions: dict[str, Any], **ctx_fields: Any) -> bool:
+    action = {"id": "a", "title": "A", "condition": [condition(text)], "definitionCanonical": TASK["url"]}
+    return apply(plan(action, extension=list(extensions)), [TASK], **ctx_fields).applicable
+
+
+def test_now_is_a_datetime_usable_in_arithmetic() -> None:
+    assert applies("%now + 3 days = @2024-03-04T09:30:00.000+00:00")
+    assert applies("%now - 1 year < @2023-03-02")
+    assert not applies("%now + 3 days = @2024-03-05T09:30:00.000+00:00")
+
+
+def test_now_and_today_functions_return_the_frozen_instant() -> None:
+    assert applies("today() = @2024-03-01")
+    assert applies("now() > @2024-03-01T09:00:00Z and now() < @2024-03-01T10:00:00Z")
+
+
+def test_subject_and_patient_come_from_data_else_a_stub() -> None:
+    patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1950-06-01"}
+    assert applies("%patient.birthDate < today() - 70 years", data=data(patient))
+    assert applies("%subject.id = 'p1' and %context.birthDate.exists()", data=data(patient))
+    assert applies("%patient.id = 'p1' and %patient.birthDate.empty()")
+
+
+def test_data_bundle_and_resolve_use_the_supplied_records() -> None:
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "x"},
+           "subject": {"reference": "Patient/p1"}, "valueInteger": 3}  # fmt: skip
+    assert applies("%data.entry.resource.ofType(Observation).value = 3", data=data(obs))
+    assert applies("%data.entry.resource.ofType(Observation).subject.resolve().id = 'p1'", data=data(obs))
+
+
+def test_encounter_practitioner_and_user_context_variables() -> None:
+    assert applies(
+        "%encounter.id = 'e1' and %practitioner.id = 'dr' and %organization.id = 'org' and %userType.text = 'nurse'"
+        " and %setting.text = 'oncology'",
+        encounter="Encounter/e1", practitioner="Practitioner/dr", organization="Organization/org",
+        user_type={"text": "nurse"}, setting={"text": "oncology"},
+    )  # fmt: skip
+
+
+def test_empty_or_non_boolean_results_are_false() -> None:
+    assert not applies("{}")
+    assert not applies("'yes'")
+    assert not applies("%patient.birthDate")
+    assert applies("true")
+
+
+def test_variables_are_evaluated_in_order_and_may_use_earlier_ones() -> None:
+    assert applies("%double = 42", variable("base", "21"), variable("double", "%base * 2"))
+
+
+def test_a_variable_cannot_see_later_ones() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        applies("%first = 1", variable("first", "%second"), variable("second", "1"))
+    assert caught.value.expression == ("PlanDefinition.extension[0]",)
+
+
+def test_supplied_parameter_overrides_a_variable_of_the_same_name() -> None:
+    threshold = variable("ecogMax", "2")
+    assert not applies("%ecogMax = 4", threshold)
+    params = {"resourceType": "Parameters", "parameter": [{"name": "ecogMax", "valueInteger": 4}]}
+    assert applies("%ecogMax = 4", threshold, parameters=params)
+
+
+def test_parameters_are_unwrapped_by_name() -> None:
+    patient = {"resourceType": "Patient", "id": "other"}
+    params = {"resourceType": "Parameters", "parameter": [
+        {"name": "flag", "valueBoolean": True}, {"name": "who", "resource": patient},
+        {"name": "limit", "valueQuantity": {"value": 5, "unit": "mg", "system": "http://unitsofmeasure.org",
+                                            "code": "mg"}},
+    ]}  # fmt: skip
+    assert applies("%flag and %who.id = 'other' and %limit.value = 5", parameters=params)
+
+
+def test_action_variables_are_scoped_to_the_action() -> None:
+    scoped = {"id": "a", "extension": [variable("local", "true")], "condition": [condition("%local")],
+              "definitionCanonical": TASK["url"]}  # fmt: skip
+    sibling = {"id": "b", "condition": [condition("%local")], "definitionCanonical": TASK["url"]}
+    with pytest.raises(InvalidRequest) as caught:
+        apply(plan(scoped, sibling), [TASK])
+    assert caught.value.expression == ("PlanDefinition.action[1].condition[0]",)
+
+
+def test_cql_condition_is_not_supported_and_names_the_action() -> None:
+    action = {"id": "a", "condition": [condition("true"), condition("AgeInYears() > 18", language="text/cql")]}
+    with pytest.raises(NotSupported) as caught:
+        apply(plan({"id": "ok"}, {"id": "group", "action": [action]}))
+    assert caught.value.expression == ("PlanDefinition.action[1].action[0].condition[1]",)
+    assert caught.value.status == 422
+
+
+def test_cql_after_a_false_condition_is_never_looked_at() -> None:
+    action = {"id": "a", "condition": [condition("false"), condition("Foo", language="text/cql-identifier")]}
+    result = apply(plan(action, {"id": "b", "definitionCanonical": TASK["url"]}), [TASK])
+    assert result.applicable
+    assert [i.expression for i in result.issues] == [("PlanDefinition.action[0].condition[0]",)]
+
+
+def test_invalid_fhirpath_is_an_invalid_request_at_the_condition() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        applies("%now +")
+    assert caught.value.expression == ("PlanDefinition.action[0].condition[0]",)
+
+
+def test_dynamic_value_sees_the_resource_being_built() -> None:
+    ad = activity("t", dynamicValue=[
+        {"path": "priority", "expression": expr("'urgent'")},
+        {"path": "description", "expression": expr("%resource.priority + ' follow-up'")},
+    ])  # fmt: skip
+    result = apply(plan({"id": "a", "definitionCanonical": ad["url"]}), [ad])
+    (task,) = contained(result, "Task")
+    assert task["description"] == "urgent follow-up"
+
+
+def test_expression_results_are_memoised_within_one_apply_except_those_reading_the_resource() -> None:
+    evaluator = Evaluator(ctx())
+    variables = {"patient": evaluator.subject_resource}
+    first = evaluator.run("%patient.id", variables, "x")
+    assert first == ["p1"]
+    assert evaluator.run("%patient.id", variables, "x") is first  # served from the memo
+    resource: dict[str, Any] = {"resourceType": "Task", "priority": "routine"}
+    assert evaluator.run("%resource.priority", {"resource": resource}, "x") == ["routine"]
+    resource["priority"] = "urgent"
+    assert evaluator.run("%resource.priority", {"resource": resource}, "x") == ["urgent"]
