@@ -1,0 +1,105 @@
+"""`carepath demo`: the whole flow on embedded defaults, for a first look.
+
+Loads the shipped pathways, stores the spec's sample patients, applies the chemotherapy-failure pathway to each
+with `persist=true` (through the same service functions the API uses), and prints what every patient got.
+Re-running it on the same day changes nothing: patients are upserted and each apply carries an Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from carepath.canonical import BASE
+from carepath.content.samples import NEGATIVES, SCENARIOS, PatientCase
+from carepath.service.apply import apply_plan
+from carepath.service.bundles import run_transaction
+from carepath.service.parameters import OperationInput
+from carepath.service.pathways import load_pathways
+from carepath.settings import Settings
+from carepath.store.database import create_engine
+from carepath.store.migrate import upgrade_async
+from carepath.store.repository import Repository
+
+PATHWAY_URL = f"{BASE}/PlanDefinition/chemo-failure-follow-up"
+_GENERATED_BY = f"{BASE}/StructureDefinition/generated-by"
+
+
+async def run_demo(settings: Settings) -> int:
+    started = time.perf_counter()
+    url = settings.effective_database_url
+    await upgrade_async(url, settings.database_schema)
+    engine = create_engine(url, schema=settings.database_schema)
+    try:
+        repository = Repository(engine)
+        report = await load_pathways(repository, settings.pathways_dir)
+        print(f"carepath demo — database {url}\npathways from {settings.pathways_dir}/: {report.summary()}\n")
+        async with repository.reader() as tx:
+            plan = await tx.find_definition("PlanDefinition", PATHWAY_URL)
+        if plan is None:
+            print(f"The pathway {PATHWAY_URL} is not among the loaded definitions.")
+            return 1
+        now = datetime.now(UTC)
+        for case in (*SCENARIOS, NEGATIVES[0]):
+            await _store_patient(repository, case, now)
+            print(await _apply_and_describe(repository, plan["id"], case, now))
+    finally:
+        await engine.dispose()
+    print(f"Done in {time.perf_counter() - started:.1f} s. Next: `carepath serve`, then open "
+          "http://127.0.0.1:8000/fhir/Task?status=requested,ready&_sort=due-date (the worklist query) "
+          "or http://127.0.0.1:8000/docs for the API.")  # fmt: skip
+    return 0
+
+
+async def _store_patient(repository: Repository, case: PatientCase, now: datetime) -> None:
+    """Upsert the sample record (PUT with its own ids, so a re-run does not duplicate patients)."""
+    entries = [
+        {"resource": e["resource"],
+         "request": {"method": "PUT", "url": f"{e['resource']['resourceType']}/{e['resource']['id']}"}}
+        for e in case.bundle(now)["entry"]
+    ]  # fmt: skip
+    async with repository.transaction() as tx:
+        await run_transaction(tx, entries, "")
+
+
+async def _apply_and_describe(repository: Repository, plan_id: str, case: PatientCase, now: datetime) -> str:
+    inputs = OperationInput({"subject": [f"Patient/{case.key}"], "persist": [True]})
+    key = f"demo-{case.key}-{now.date().isoformat()}"
+    response = await apply_plan(repository, plan_id, inputs, idempotency_key=key, now=now)
+    header = f"{case.key}  {case.title}"
+    if response.body.get("resourceType") != "CarePlan":
+        return f"{header}\n    pathway not applicable: nothing created\n"
+    async with repository.reader() as tx:
+        tasks = [t for t in await tx.subject_record(f"Patient/{case.key}")
+                 if t["resourceType"] == "Task" and _based_on(t) == f"CarePlan/{response.body['id']}"]  # fmt: skip
+    lines = [f"{header}  ->  CarePlan/{response.body['id']}, {len(tasks)} tasks"]
+    lines += [_task_line(t) for t in sorted(tasks, key=_sort_key)]
+    return "\n".join(lines) + "\n"
+
+
+def _based_on(task: dict[str, Any]) -> str | None:
+    refs = [b.get("reference") for b in task.get("basedOn", [])]
+    return next((r for r in refs if isinstance(r, str) and r.startswith("CarePlan/")), None)
+
+
+def _sort_key(task: dict[str, Any]) -> tuple[int, str]:
+    return (0 if task.get("priority") in ("urgent", "asap", "stat") else 1, _due(task))
+
+
+def _due(task: dict[str, Any]) -> str:
+    return str(task.get("restriction", {}).get("period", {}).get("end", ""))[:10] or "-"
+
+
+def _task_line(task: dict[str, Any]) -> str:
+    flag = "!" if task.get("priority") in ("urgent", "asap", "stat") else " "
+    title = task.get("description") or task.get("code", {}).get("text") or "task"
+    why = [x.get("valueString") for e in task.get("extension", []) if e.get("url") == _GENERATED_BY
+           for x in e.get("extension", []) if x.get("url") == "condition"]  # fmt: skip
+    waits = task.get("businessStatus", {}).get("text", "").removeprefix("waiting for: ")
+    line = f"  {flag} {task.get('priority', 'routine'):<7} due {_due(task)}  {title}"
+    if why:
+        line += f"\n              why: {'; '.join(str(w) for w in why)}"
+    if waits:
+        line += f"\n              waits for: {waits}"
+    return line
