@@ -12,7 +12,8 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -79,11 +80,24 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return Settings(database_url=POSTGRES_URL, database_schema=schema, **common)
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the real app (lifespan run: migrations applied) for the parametrised back end."""
+@asynccontextmanager
+async def open_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the real app built from `settings` (lifespan run: migrations applied)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http
+
+
+@pytest.fixture
+def make_client() -> Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """`open_client` for tests that need their own settings (e.g. a small request size limit)."""
+    return open_client
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the real app for the parametrised back end."""
+    async with open_client(settings) as http:
+        yield http
