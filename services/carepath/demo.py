@@ -13,6 +13,7 @@ from typing import Any
 
 from carepath.canonical import BASE
 from carepath.content.samples import NEGATIVES, SCENARIOS, PatientCase
+from carepath.content.summary import render_summary, summarise
 from carepath.service.apply import apply_plan
 from carepath.service.bundles import run_transaction
 from carepath.service.parameters import OperationInput
@@ -23,7 +24,6 @@ from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
 
 PATHWAY_URL = f"{BASE}/PlanDefinition/chemo-failure-follow-up"
-_GENERATED_BY = f"{BASE}/StructureDefinition/generated-by"
 
 
 async def run_demo(settings: Settings) -> int:
@@ -43,7 +43,7 @@ async def run_demo(settings: Settings) -> int:
         now = datetime.now(UTC)
         for case in (*SCENARIOS, NEGATIVES[0]):
             await _store_patient(repository, case, now)
-            print(await _apply_and_describe(repository, plan["id"], case, now))
+            print(await _apply_and_describe(repository, plan, case, now))
     finally:
         await engine.dispose()
     print(f"Done in {time.perf_counter() - started:.1f} s. Next: `carepath serve`, then open "
@@ -63,43 +63,13 @@ async def _store_patient(repository: Repository, case: PatientCase, now: datetim
         await run_transaction(tx, entries, "")
 
 
-async def _apply_and_describe(repository: Repository, plan_id: str, case: PatientCase, now: datetime) -> str:
-    inputs = OperationInput({"subject": [f"Patient/{case.key}"], "persist": [True]})
+async def _apply_and_describe(repository: Repository, plan: dict[str, Any], case: PatientCase, now: datetime) -> str:
+    subject = {"subject": [f"Patient/{case.key}"]}
     key = f"demo-{case.key}-{now.date().isoformat()}"
-    response = await apply_plan(repository, plan_id, inputs, idempotency_key=key, now=now)
-    header = f"{case.key}  {case.title}"
-    if response.body.get("resourceType") != "CarePlan":
-        return f"{header}\n    pathway not applicable: nothing created\n"
-    async with repository.reader() as tx:
-        tasks = [t for t in await tx.subject_record(f"Patient/{case.key}")
-                 if t["resourceType"] == "Task" and _based_on(t) == f"CarePlan/{response.body['id']}"]  # fmt: skip
-    lines = [f"{header}  ->  CarePlan/{response.body['id']}, {len(tasks)} tasks"]
-    lines += [_task_line(t) for t in sorted(tasks, key=_sort_key)]
-    return "\n".join(lines) + "\n"
-
-
-def _based_on(task: dict[str, Any]) -> str | None:
-    refs = [b.get("reference") for b in task.get("basedOn", [])]
-    return next((r for r in refs if isinstance(r, str) and r.startswith("CarePlan/")), None)
-
-
-def _sort_key(task: dict[str, Any]) -> tuple[int, str]:
-    return (0 if task.get("priority") in ("urgent", "asap", "stat") else 1, _due(task))
-
-
-def _due(task: dict[str, Any]) -> str:
-    return str(task.get("restriction", {}).get("period", {}).get("end", ""))[:10] or "-"
-
-
-def _task_line(task: dict[str, Any]) -> str:
-    flag = "!" if task.get("priority") in ("urgent", "asap", "stat") else " "
-    title = task.get("description") or task.get("code", {}).get("text") or "task"
-    why = [x.get("valueString") for e in task.get("extension", []) if e.get("url") == _GENERATED_BY
-           for x in e.get("extension", []) if x.get("url") == "condition"]  # fmt: skip
-    waits = task.get("businessStatus", {}).get("text", "").removeprefix("waiting for: ")
-    line = f"  {flag} {task.get('priority', 'routine'):<7} due {_due(task)}  {title}"
-    if why:
-        line += f"\n              why: {'; '.join(str(w) for w in why)}"
-    if waits:
-        line += f"\n              waits for: {waits}"
-    return line
+    response = await apply_plan(repository, plan["id"], OperationInput({**subject, "persist": [True]}),
+                                idempotency_key=key, now=now)  # fmt: skip
+    stored = f"CarePlan/{response.body['id']}" if response.body.get("resourceType") == "CarePlan" else "nothing stored"
+    if not response.results:  # applied earlier today: the stored answer was replayed; show the same plan again
+        response = await apply_plan(repository, plan["id"], OperationInput(subject), idempotency_key=None, now=now)
+    result = response.results[0]
+    return render_summary(f"{case.key}  {case.title}  ->  {stored}", result.applicable, summarise(result, plan))

@@ -35,6 +35,7 @@ _MAX_DEPTH = 16  # nested PlanDefinitions deeper than this are a cycle or a mist
 class ApplyResponse:
     status: int
     body: dict[str, Any]
+    results: tuple[ApplyResult, ...] = ()  # the engine's results; empty when an earlier response was replayed
 
 
 async def apply_plan(
@@ -176,10 +177,11 @@ async def _apply_one(
 
 def _combine(results: list[tuple[ApplyResult, dict[str, Any]]]) -> ApplyResponse:
     bodies = [_body(result, careplan) for result, careplan in results]
+    engine_results = tuple(result for result, _ in results)
     if len(bodies) == 1:
-        return ApplyResponse(200, bodies[0])
-    return ApplyResponse(200, {"resourceType": "Bundle", "type": "collection",
-                               "entry": [{"resource": b} for b in bodies]})  # fmt: skip
+        return ApplyResponse(200, bodies[0], engine_results)
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": b} for b in bodies]}
+    return ApplyResponse(200, bundle, engine_results)
 
 
 def _body(result: ApplyResult, careplan: dict[str, Any]) -> dict[str, Any]:
