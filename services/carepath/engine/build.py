@@ -39,21 +39,20 @@ def build_all(run: Run, top: Frame) -> list[Node]:
     for node in nodes:
         node.related = _related(run, node)
     deps = {n: [*([n.parent] if n.parent else []), *([n.frame.owner] if n.frame.owner and not n.parent else []),
-                *(pred for _, pred in n.related)] for n in nodes}  # fmt: skip
+                *(pred for _, pred in n.related if pred)] for n in nodes}  # fmt: skip
     for node in dependency_order(nodes, deps, lambda n: n.path):
         _build(run, node)
     _link_waits(nodes)
     return nodes
 
 
-def _related(run: Run, node: Node) -> list[tuple[dict[str, Any], Node]]:
-    out: list[tuple[dict[str, Any], Node]] = []
+def _related(run: Run, node: Node) -> list[tuple[dict[str, Any], Node | None]]:
+    out: list[tuple[dict[str, Any], Node | None]] = []
     for k, related in enumerate(node.action.get("relatedAction", [])):
         action_id = related.get("actionId")
-        predecessor = node.frame.by_action_id.get(action_id)
-        if predecessor is not None:
-            out.append((related, predecessor))
-        elif action_id not in node.frame.declared_ids:
+        if action_id in node.frame.declared_ids:
+            out.append((related, node.frame.by_action_id.get(action_id)))
+        else:
             run.note(f"relatedAction names no action {action_id!r} of this plan", f"{node.path}.relatedAction[{k}]",
                      "warning")  # fmt: skip
     return out
@@ -77,7 +76,10 @@ def _interval(run: Run, node: Node) -> Interval:
         own = own_interval(node.definition, anchor, _birth_date(run), f"{node.path}.definitionCanonical.resolve()")
     if node.related:
         length = own.end - own.start if own and own.start and own.end else None
-        return combine([related_interval(rel, pred.interval or base, length, now, f"{node.path}.relatedAction[{k}]")
+        # A predecessor that did not apply counts as done at the anchor: the offset still runs from there.
+        anchored = Interval(anchor, anchor)
+        return combine([related_interval(rel, (pred.interval if pred else None) or anchored, length, now,
+                                         f"{node.path}.relatedAction[{k}]")
                         for k, (rel, pred) in enumerate(node.related)])  # fmt: skip
     return own or base
 
@@ -101,8 +103,8 @@ def _main_resource(run: Run, node: Node) -> dict[str, Any] | None:
         return task
     request = build_request(definition, ctx, option=node.option, participants=list(action.get("participant", [])),
                             where=f"{node.path}.definitionCanonical")  # fmt: skip
-    if request["resourceType"] == "Task" and title and not definition.get("title"):
-        request["description"] = title
+    if request["resourceType"] == "Task" and title:
+        request["description"] = title  # the pathway step's own title is the worklist label
     return request
 
 
@@ -180,6 +182,8 @@ def _link_waits(nodes: list[Node]) -> None:
     waits: dict[Node, list[Node]] = {n: [] for n in nodes}
     for node in nodes:
         for related, predecessor in node.related:
+            if predecessor is None:
+                continue
             if related.get("relationship") in WAITING_RELATIONS:
                 waits[node].append(predecessor)
             elif related.get("relationship") in BLOCKING_RELATIONS:

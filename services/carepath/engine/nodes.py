@@ -58,7 +58,8 @@ class Node:
     interval: Interval | None = None
     main: dict[str, Any] | None = None  # the generated request or Task
     task: dict[str, Any] | None = None  # the worklist Task: `main` itself or its companion
-    related: list[tuple[dict[str, Any], Node]] = field(default_factory=list)
+    # relatedAction entries with the generated predecessor, or None when the predecessor did not apply
+    related: list[tuple[dict[str, Any], Node | None]] = field(default_factory=list)
 
     def walk(self) -> Iterator[Node]:
         yield self
