@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from carepath.errors import InvalidRequest, MethodNotAllowed, NotFound
 from carepath.fhir.models import is_supported
+from carepath.service.stop_rules import apply_stop_rules
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
 
@@ -121,14 +122,28 @@ async def execute_crud(tx: StoreTransaction, it: Interaction) -> Outcome:
         assert it.version is not None
         return Outcome(200, await tx.vread(it.res_type, _need_id(it), it.version))
     if it.kind == "create":
-        return await _create(tx, it)
-    if it.kind == "update":
+        outcome = await _create(tx, it)
+    elif it.kind == "update":
         stored, created = await tx.update(it.res_type, _need_id(it), _need_body(it), if_match=it.if_match)
-        return Outcome(201 if created else 200, stored)
-    if it.kind == "delete":
-        deleted = await tx.delete(it.res_type, _need_id(it))
-        return Outcome(204 if deleted is None else 200, deleted)
-    raise MethodNotAllowed(f"{it.kind} is not a CRUD interaction")
+        outcome = Outcome(201 if created else 200, stored)
+    else:
+        return await _delete(tx, it)
+    if outcome.stored is not None and outcome.status in (200, 201) and not _matched_existing(it, outcome):
+        await apply_stop_rules(tx, outcome.stored)  # same transaction: the event and its consequences land together
+    return outcome
+
+
+def _matched_existing(it: Interaction, outcome: Outcome) -> bool:
+    """A conditional create that found its match wrote nothing, so it is no new event."""
+    return it.kind == "create" and outcome.status == 200
+
+
+async def _delete(tx: StoreTransaction, it: Interaction) -> Outcome:
+    assert it.res_type is not None
+    if it.kind != "delete":
+        raise MethodNotAllowed(f"{it.kind} is not a CRUD interaction")
+    deleted = await tx.delete(it.res_type, _need_id(it))
+    return Outcome(204 if deleted is None else 200, deleted)
 
 
 async def _create(tx: StoreTransaction, it: Interaction) -> Outcome:

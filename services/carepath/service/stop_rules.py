@@ -1,0 +1,69 @@
+"""The pathway's stop rules as behaviour: a stored event (a deceased Patient, a refusal, a new disease status)
+changes the patient's open Tasks in the same transaction as the event itself.
+
+The decisions are the pure `content.stop_rules.evaluate_stop_rules`; this module only loads the patient's Tasks,
+writes the changed Tasks (new versions, `statusReason` saying why) and, for a disease-status change, creates a
+review Task for the care coordinator — it never cancels work on an improvement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from carepath.content.stop_rules import StopRuleOutcome, TaskChange, evaluate_stop_rules
+from carepath.store.records import StoredResource
+from carepath.store.repository import StoreTransaction
+
+EVENT_TYPES = frozenset({"Patient", "Observation", "MedicationRequest", "MedicationAdministration"})
+
+
+async def apply_stop_rules(tx: StoreTransaction, stored: StoredResource) -> StopRuleOutcome | None:
+    """Run the stop rules for a resource just written; None when it is not an event they care about."""
+    if stored.res_type not in EVENT_TYPES or stored.deleted:
+        return None
+    event = stored.json()
+    if evaluate_stop_rules([], event).rule is None:  # cheap pre-check before loading the patient's record
+        return None
+    patient = stored.relative_url if stored.res_type == "Patient" else _subject(event)
+    if patient is None:
+        return None
+    record = {f"{r['resourceType']}/{r['id']}": r for r in await tx.subject_record(patient)}
+    tasks = [r for r in record.values() if r["resourceType"] == "Task"]
+    outcome = evaluate_stop_rules(tasks, event, record.get)
+    for change in outcome.changes:
+        await _apply_change(tx, record[change.task], change)
+    open_tasks = [t for t in tasks if t.get("status") not in ("completed", "cancelled", "entered-in-error")]
+    already = any((t.get("focus") or {}).get("reference") == stored.relative_url for t in open_tasks)
+    if outcome.notify_coordinator and open_tasks and not already:
+        await tx.create(_review_task(patient, outcome.notify_coordinator, stored, open_tasks))
+    return outcome
+
+
+def _subject(event: dict[str, Any]) -> str | None:
+    ref = (event.get("subject") or {}).get("reference")
+    return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
+
+
+async def _apply_change(tx: StoreTransaction, task: dict[str, Any], change: TaskChange) -> None:
+    changed = {**task, "status": change.status, "statusReason": change.status_reason()}
+    await tx.update("Task", task["id"], changed)
+
+
+def _review_task(patient: str, notice: str, event: StoredResource, open_tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A coordinator review Task (no invented code: it is described in text) pointing at the event."""
+    careplans = sorted({b["reference"] for t in open_tasks for b in t.get("basedOn", [])
+                        if str(b.get("reference", "")).startswith("CarePlan/")})  # fmt: skip
+    task: dict[str, Any] = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "priority": "routine",
+        "code": {"text": "Care coordinator review of the care plan"},
+        "description": notice,
+        "for": {"reference": patient},
+        "focus": {"reference": event.relative_url},
+        "reasonReference": {"reference": event.relative_url},
+    }
+    if careplans:
+        task["basedOn"] = [{"reference": ref} for ref in careplans]
+    return task
