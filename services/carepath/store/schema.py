@@ -60,7 +60,11 @@ resource_history = Table(
 )
 
 
-def _index_table(name: str, *columns: Column[object], indexes: list[tuple[str, ...]]) -> Table:
+def _index_table(
+    name: str, *columns: Column[object], indexes: list[tuple[str, ...]], by_rid: tuple[str, ...] = ()
+) -> Table:
+    """An index table; `by_rid` extends the rid index so that per-resource probes of a search (EXISTS on one
+    parameter, the sort key) are answered from the index alone."""
     table = Table(
         name,
         metadata,
@@ -69,7 +73,7 @@ def _index_table(name: str, *columns: Column[object], indexes: list[tuple[str, .
         Column("param", String(64), nullable=False),
         *columns,
     )
-    Index(f"ix_{name}_rid", table.c.rid)
+    Index(f"ix_{name}_{'_'.join(('rid', *by_rid))}", *(table.c[c] for c in ("rid", *by_rid)))
     for cols in indexes:
         Index(f"ix_{name}_{'_'.join(cols)}", *(table.c[c] for c in cols))
     return table
@@ -80,6 +84,7 @@ sp_token = _index_table(
     Column("system", String(255), nullable=True),
     Column("code", String(255), nullable=True),
     indexes=[("res_type", "param", "code", "rid")],
+    by_rid=("param", "code"),
 )
 sp_string = _index_table(
     "sp_string",
@@ -92,6 +97,7 @@ sp_date = _index_table(
     Column("low", DateTime(), nullable=False),
     Column("high", DateTime(), nullable=False),
     indexes=[("res_type", "param", "low"), ("res_type", "param", "high")],
+    by_rid=("param", "low", "high"),
 )
 sp_reference = _index_table(
     "sp_reference",
@@ -99,7 +105,7 @@ sp_reference = _index_table(
     Column("target_id", String(64), nullable=True),
     Column("url", String(512), nullable=True),
     Column("version", String(64), nullable=True),
-    indexes=[("res_type", "param", "target_id", "rid"), ("res_type", "param", "url"), ("target_id",)],
+    indexes=[("res_type", "param", "target_id", "target_type", "rid"), ("res_type", "param", "url"), ("target_id",)],
 )
 sp_quantity = _index_table(
     "sp_quantity",
