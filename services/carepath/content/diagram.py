@@ -17,8 +17,6 @@ from carepath.content.walk import step_actions
 HOLD = "after-end"
 INFORMED_BY = extension_url("action-informed-by")
 BEFORE_PIVOT, PARALLEL, AFTER_PIVOT = "Before the RCP", "In parallel from day one", "After the RCP"
-BEGIN_MARK = "<!-- BEGIN GENERATED DIAGRAM: scripts/pathway_diagram.py -->"
-END_MARK = "<!-- END GENERATED DIAGRAM -->"
 
 
 def _node_id(action_id: str) -> str:
@@ -99,16 +97,3 @@ def mermaid(plan: dict[str, Any]) -> str:
         arrow = "-->" if hold else "-.->|informs|"
         lines.append(f"    {_node_id(before)} {arrow} {_node_id(after)}")
     return "\n".join(lines) + "\n"
-
-
-def readme_section(plan: dict[str, Any]) -> str:
-    """The README block between the generated-diagram markers (markers included)."""
-    return f"{BEGIN_MARK}\n```mermaid\n{mermaid(plan)}```\n{END_MARK}"
-
-
-def replace_section(readme: str, plan: dict[str, Any]) -> str:
-    """`readme` with its generated block replaced; ValueError when the markers are missing."""
-    start, end = readme.find(BEGIN_MARK), readme.find(END_MARK)
-    if start < 0 or end < start:
-        raise ValueError(f"README has no {BEGIN_MARK} ... {END_MARK} block")
-    return readme[:start] + readme_section(plan) + readme[end + len(END_MARK) :]

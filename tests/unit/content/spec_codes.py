@@ -34,6 +34,7 @@ SPEC_CODES: dict[str, dict[str, str]] = {
         "HGNC:3236": "§1.6", "HGNC:427": "§1.6", "HGNC:10261": "§1.6", "HGNC:9967": "§1.6", "HGNC:8031": "§1.6",
         "HGNC:8032": "§1.6", "HGNC:8033": "§1.6", "HGNC:3430": "§1.6", "HGNC:1097": "§1.6", "HGNC:6407": "§1.6",
     },
+    codes.HGVS: {"NP_005219.2:p.Glu746_Ala750del": "§5 P01", "p.Gly12Asp": "§5 P03, P10"},
     codes.LOCAL: {
         "gp-notify": "§2 S01", "ps-reassessment": "§2 S02", "tumor-board-review": "§2 S05",
         "pain-assessment": "§2 S07", "distress-screening": "§2 S08", "distress-thermometer": "§2 S08",
@@ -46,8 +47,8 @@ SPEC_CODES: dict[str, dict[str, str]] = {
     codes.CONDITION_CLINICAL: {"active": "§4.2 %sec (clinicalStatus active)"},
 }  # fmt: skip
 
-# Protein-change (pHGVS) text: the fragments %driver matches (§4.2) and the scenario values (§5 P01, P03, P10).
-SPEC_HGVS = {"Val600Glu", "V600E", "Gly12Cys", "G12C", "NP_005219.2:p.Glu746_Ala750del", "p.Gly12Asp"}
+# Protein-change (pHGVS) fragments that %driver looks for (§4.2): text matched inside an HGVS code, not codes.
+SPEC_HGVS = {"Val600Glu", "V600E", "Gly12Cys", "G12C"}
 
 
 def allowed(system: str, code: str) -> bool:
