@@ -70,14 +70,22 @@ def postgres_schema() -> Iterator[str]:
     _postgres(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+_COMMON = {"load_pathways_on_start": False, "base_url": "http://testserver/fhir"}
+
+
+@pytest.fixture
+def postgres_settings(postgres_schema: str) -> Settings:
+    """Settings on the real PostgreSQL server, in this test's own schema (for PostgreSQL-only tests)."""
+    return Settings(database_url=POSTGRES_URL, database_schema=postgres_schema, **_COMMON)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings for one back end: each test gets its own SQLite file or its own PostgreSQL schema."""
-    common = {"load_pathways_on_start": False, "base_url": "http://testserver/fhir"}
     if request.param == "sqlite":
-        return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'carepath.sqlite'}", **common)
-    schema = request.getfixturevalue("postgres_schema")
-    return Settings(database_url=POSTGRES_URL, database_schema=schema, **common)
+        return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'carepath.sqlite'}", **_COMMON)
+    postgres: Settings = request.getfixturevalue("postgres_settings")
+    return postgres
 
 
 @asynccontextmanager
@@ -90,7 +98,7 @@ async def open_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_client() -> Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]:
     """`open_client` for tests that need their own settings (e.g. a small request size limit)."""
     return open_client
