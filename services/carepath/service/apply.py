@@ -1,9 +1,10 @@
 """`PlanDefinition/$apply` and `ActivityDefinition/$apply` (R4 §12.18.20 / §12.19.20) over the pure engine.
 
-This module does the I/O the engine must not: it finds the definition, pre-loads every definition it refers to,
-gathers the subject's record (`useServerData`), and with `persist=true` stores the whole result — CarePlan,
-RequestGroup, requests, Tasks, Goals and a Provenance — in one transaction, keyed by the client's
-`Idempotency-Key` so a retried call returns the first result instead of a second CarePlan.
+This module does the I/O the engine must not: it finds the definition and everything it refers to
+(`apply_definitions`), gathers the subject's record (`useServerData`), and with `persist=true` stores the whole
+result — CarePlan, RequestGroup, requests, Tasks, Goals and a Provenance — in one transaction
+(`apply_persist`), keyed by the client's `Idempotency-Key` so a retried call returns the first result instead of
+a second CarePlan.
 """
 
 from __future__ import annotations
@@ -15,20 +16,12 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from carepath import jsonutil
-from carepath.engine import (
-    ApplyContext,
-    ApplyResult,
-    DictResolver,
-    apply_activity_definition,
-    apply_plan_definition,
-    to_transaction_bundle,
-)
-from carepath.errors import InvalidRequest, Issue, NotFound, operation_outcome
-from carepath.service.bundles import run_transaction
+from carepath.engine import ApplyContext, ApplyResult, apply_activity_definition, apply_plan_definition
+from carepath.errors import InvalidRequest, Issue, operation_outcome
+from carepath.service.apply_definitions import Definitions, plan_from_inputs, stored_definitions
+from carepath.service.apply_persist import persist, with_messages
 from carepath.service.parameters import OperationInput, reference_text
 from carepath.store.repository import Repository, StoreTransaction
-
-_MAX_DEPTH = 16  # nested PlanDefinitions deeper than this are a cycle or a mistake; the engine reports cycles
 
 
 @dataclass(frozen=True)
@@ -46,30 +39,33 @@ async def apply_plan(
     subjects = [reference_text(s, "subject") for s in inputs.all("subject")]
     if not subjects:
         raise InvalidRequest("$apply needs at least one 'subject' parameter", expression=("Parameters.parameter",))
-    persist = inputs.boolean("persist", False)
-    scope = f"PlanDefinition/{plan_id or ''}/$apply:{idempotency_key}" if persist and idempotency_key else None
+    persisted = inputs.boolean("persist", False)
+    scope = f"PlanDefinition/{plan_id or ''}/$apply:{idempotency_key}" if persisted and idempotency_key else None
     if scope is not None:
-        async with repository.reader() as tx:
-            earlier = await tx.idempotent_response(scope)
+        earlier = await _replay(repository, scope)
         if earlier is not None:
-            return ApplyResponse(earlier[0], jsonutil.loads(earlier[1]))
+            return earlier
+    # A transient apply writes nothing: a read-only transaction does not queue behind writers (SQLite).
+    unit = repository.transaction() if persisted else repository.reader()
     try:
-        async with repository.transaction() as tx:
-            plan = await _find_plan(tx, plan_id, inputs)
-            resolver = DictResolver(await _definitions(tx, plan))
-            results = [await _apply_one(tx, plan, resolver, subject, inputs, now, persist) for subject in subjects]
+        async with unit as tx:
+            definitions = await _plan(repository, tx, plan_id, inputs)
+            results = [await _apply_one(tx, definitions, subject, inputs, now, persisted) for subject in subjects]
             response = _combine(results)
             if scope is not None:
                 await tx.remember_response(scope, response.status, jsonutil.dumps(response.body).decode())
     except IntegrityError:
-        if scope is None:
-            raise
-        async with repository.reader() as tx:  # a concurrent retry with the same key committed first
-            earlier = await tx.idempotent_response(scope)
+        earlier = await _replay(repository, scope) if scope is not None else None
         if earlier is None:
             raise
-        return ApplyResponse(earlier[0], jsonutil.loads(earlier[1]))
+        return earlier  # a concurrent call with the same key committed first: its answer is ours
     return response
+
+
+async def _replay(repository: Repository, scope: str) -> ApplyResponse | None:
+    async with repository.reader() as tx:
+        earlier = await tx.idempotent_response(scope)
+    return None if earlier is None else ApplyResponse(earlier[0], jsonutil.loads(earlier[1]))
 
 
 async def apply_activity(
@@ -79,58 +75,17 @@ async def apply_activity(
     if subject is None:
         raise InvalidRequest("$apply needs a 'subject' parameter", expression=("Parameters.parameter",))
     async with repository.reader() as tx:
-        activity = (await tx.read(("ActivityDefinition"), activity_id)).json()
-        resolver = DictResolver(await _definitions(tx, activity))
+        definitions = await stored_definitions(repository, tx, "ActivityDefinition", activity_id)
         ctx = await _context(tx, subject, inputs, now or datetime.now(UTC))
-    return ApplyResponse(200, apply_activity_definition(activity, resolver, ctx))
+    return ApplyResponse(200, apply_activity_definition(definitions.root, definitions.resolver, ctx))
 
 
-async def _find_plan(tx: StoreTransaction, plan_id: str | None, inputs: OperationInput) -> dict[str, Any]:
+async def _plan(
+    repository: Repository, tx: StoreTransaction, plan_id: str | None, inputs: OperationInput
+) -> Definitions:
     if plan_id is not None:
-        return (await tx.read("PlanDefinition", plan_id)).json()
-    inline = inputs.one("planDefinition")
-    if isinstance(inline, dict):
-        return inline
-    url = inputs.one("url")
-    if not isinstance(url, str):
-        raise InvalidRequest("Type-level $apply needs 'planDefinition' (a resource) or 'url' [+ 'version']")
-    version = inputs.one("version")
-    canonical = f"{url}|{version}" if version else url
-    found = await tx.find_definition("PlanDefinition", canonical)
-    if found is None:
-        raise NotFound(f"No PlanDefinition {canonical}")
-    return found
-
-
-async def _definitions(tx: StoreTransaction, root: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every definition `root` refers to, transitively (nested PlanDefinitions), loaded before the engine runs."""
-    loaded: dict[str, dict[str, Any]] = {}
-    pending = set(_canonicals(root))
-    for _ in range(_MAX_DEPTH):
-        if not pending:
-            break
-        found = []
-        for canonical in sorted(pending):
-            loaded[canonical] = {}
-            resource = await tx.find_definition(None, canonical)
-            if resource is not None:
-                loaded[canonical] = resource
-                found.append(resource)
-        pending = {c for r in found for c in _canonicals(r)} - loaded.keys()
-    return [root, *(r for r in loaded.values() if r)]
-
-
-def _canonicals(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        out = [v for k, v in value.items() if k in ("definitionCanonical", "library") and isinstance(v, str)]
-        for k, v in value.items():
-            if k == "contained":
-                continue
-            out.extend(_canonicals(v))
-        return out
-    if isinstance(value, list):
-        return [c for v in value for c in _canonicals(v)]
-    return []
+        return await stored_definitions(repository, tx, "PlanDefinition", plan_id)
+    return await plan_from_inputs(tx, inputs)
 
 
 async def _context(tx: StoreTransaction, subject: str, inputs: OperationInput, now: datetime) -> ApplyContext:
@@ -161,18 +116,16 @@ def _key(resource: Any) -> tuple[str, str] | None:
 
 
 async def _apply_one(
-    tx: StoreTransaction, plan: dict[str, Any], resolver: DictResolver, subject: str, inputs: OperationInput,
-    now: datetime, persist: bool,
+    tx: StoreTransaction, definitions: Definitions, subject: str, inputs: OperationInput, now: datetime,
+    persisted: bool,
 ) -> tuple[ApplyResult, dict[str, Any]]:  # fmt: skip
     ctx = await _context(tx, subject, inputs, now)
-    result = apply_plan_definition(plan, resolver, ctx)
-    if not (persist and result.applicable):
+    result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
+    if not result.applicable:
         return result, result.careplan
-    plan_ref = f"PlanDefinition/{plan['id']}/_history/{plan['meta']['versionId']}" if plan.get("meta") else None
-    bundle = to_transaction_bundle(result, plan_reference=plan_ref, ctx=ctx)
-    responses = await run_transaction(tx, bundle["entry"], "")
-    careplan_id = responses[0]["response"]["location"].split("/")[1]
-    return result, (await tx.read("CarePlan", careplan_id)).json()
+    if not persisted:
+        return result, with_messages(result.careplan, result.issues)
+    return result, await persist(tx, definitions.root, result, ctx, definitions.version_reference)
 
 
 def _combine(results: list[tuple[ApplyResult, dict[str, Any]]]) -> ApplyResponse:

@@ -1,0 +1,84 @@
+"""What `$apply` hands back and stores: the CarePlan with the engine's messages, persisted in one transaction.
+
+Engine issues on an applicable result (an action skipped because its condition was false, a relatedAction naming
+no action, ...) are not errors, but the caller should see them: they travel with the CarePlan as a contained
+OperationOutcome referenced by R4's `cqf-messages` extension (a contained resource must be referenced), and are
+stored with it when persisted, so a coordinator can later see why an action produced nothing.
+
+A generated resource the store refuses (the pathway produced an invalid request) is the pathway's fault, not
+the caller's request: it becomes a 422 naming the action that produced it, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from carepath import jsonutil
+from carepath.engine import ApplyContext, ApplyResult, to_transaction_bundle
+from carepath.engine.explain import GENERATED_BY
+from carepath.errors import BusinessRuleViolation, CarepathError, InvalidRequest, Issue, operation_outcome
+from carepath.service.bundles import run_transaction
+from carepath.store.repository import StoreTransaction
+
+CQF_MESSAGES = "http://hl7.org/fhir/StructureDefinition/cqf-messages"
+MESSAGES_ID = "messages"  # engine ids are `<type>-<n>`, so this one cannot collide
+_ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]: ")  # how run_transaction names the failing entry
+
+
+def with_messages(careplan: dict[str, Any], issues: list[Issue]) -> dict[str, Any]:
+    """The CarePlan plus, when there are issues, a contained OperationOutcome referenced through cqf-messages."""
+    if not issues:
+        return careplan
+    outcome = {"resourceType": "OperationOutcome", "id": MESSAGES_ID, **operation_outcome(issues)}
+    reference = {"url": CQF_MESSAGES, "valueReference": {"reference": f"#{MESSAGES_ID}"}}
+    return {**careplan, "contained": [*careplan.get("contained", []), outcome],
+            "extension": [*careplan.get("extension", []), reference]}  # fmt: skip
+
+
+async def persist(
+    tx: StoreTransaction, plan: dict[str, Any], result: ApplyResult, ctx: ApplyContext, plan_reference: str | None
+) -> dict[str, Any]:
+    """Store the result as real resources inside `tx`; returns the stored CarePlan (as it was written)."""
+    bundle = to_transaction_bundle(result, plan_reference=plan_reference, ctx=ctx)
+    entries = bundle["entry"]
+    entries[0]["resource"] = with_messages(entries[0]["resource"], result.issues)  # entry 0 is the CarePlan
+    try:
+        responses = await run_transaction(tx, entries, "")
+    except InvalidRequest as exc:
+        raise _pathway_fault(exc, entries, plan) from exc
+    # The response entry carries the stored JSON (an orjson Fragment, dumped as is): no need to read it back.
+    return jsonutil.loads(jsonutil.dumps(responses[0]["resource"]))  # type: ignore[no-any-return]
+
+
+def _pathway_fault(exc: InvalidRequest, entries: list[dict[str, Any]], plan: dict[str, Any]) -> CarepathError:
+    """The store's refusal of a generated resource, restated as the pathway's fault naming the action."""
+    match = _ENTRY.match(exc.diagnostics)
+    if match is None or int(match[1]) >= len(entries):
+        return exc
+    resource = entries[int(match[1])]["resource"]
+    action_id = _generated_by(resource, "actionId")
+    path = next(_action_paths(plan.get("action", []), "PlanDefinition", action_id), None) if action_id else None
+    what = f"action '{action_id}'" if action_id else "the PlanDefinition"
+    detail = exc.diagnostics[match.end() :]
+    return BusinessRuleViolation(
+        f"Applying the pathway to this subject produced an invalid {resource['resourceType']} for {what}: {detail}",
+        expression=(path,) if path else (),
+        issues=[Issue(detail, exc.code, "error", exc.expression), *exc.extra_issues],
+    )
+
+
+def _generated_by(resource: dict[str, Any], part: str) -> str | None:
+    for extension in resource.get("extension", []):
+        if extension.get("url") == GENERATED_BY:
+            return next((p.get("valueString") for p in extension.get("extension", []) if p.get("url") == part), None)
+    return None
+
+
+def _action_paths(actions: list[dict[str, Any]], prefix: str, action_id: str) -> Iterator[str]:
+    for i, action in enumerate(actions):
+        path = f"{prefix}.action[{i}]"
+        if action.get("id") == action_id:
+            yield path
+        yield from _action_paths(action.get("action", []), path, action_id)
