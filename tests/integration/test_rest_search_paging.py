@@ -38,6 +38,17 @@ async def test_id_and_total(client: httpx.AsyncClient) -> None:
     assert_outcome(await client.get("/fhir/Patient", params={"_count": "many"}), 400)
 
 
+async def test_count_zero_is_a_count_without_a_next_page(client: httpx.AsyncClient) -> None:
+    """R4 §3.1.1.5.4: `_count=0` is treated as `_summary=count` (it once linked `next` to itself, forever)."""
+    for name in ("Zero", "Zeta"):
+        await create(client, patient(name))
+    bundle = await search(client, "Patient", _count=0)
+    assert bundle["total"] == 2 and "entry" not in bundle
+    assert link(bundle, "next") is None
+    history = await search(client, "Patient/_history", _count=0)
+    assert history["total"] == 2 and link(history, "next") is None
+
+
 async def test_last_updated_prefixes(client: httpx.AsyncClient) -> None:
     stamps = []
     for name in ("Early", "Middle", "Late"):

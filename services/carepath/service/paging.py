@@ -42,7 +42,7 @@ def page_links(
     links = [link("self", offset), link("first", 0)]
     if offset > 0:
         links.append(link("previous", max(0, offset - count)))
-    if has_more or (total is not None and offset + count < total):
+    if count > 0 and (has_more or (total is not None and offset + count < total)):  # _count=0 never moves on
         links.append(link("next", offset + count))
     if total is not None and total > 0 and count > 0:
         links.append(link("last", ((total - 1) // count) * count))

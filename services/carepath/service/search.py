@@ -30,7 +30,7 @@ async def search_bundle(
                          max_count=settings.max_page_size, strict=strict)  # fmt: skip
     applied = [(k, v) for k, v in pairs if k.split(":")[0] not in query.ignored]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    if query.summary == "count":
+    if query.summary == "count" or query.count == 0:  # R4 §3.1.1.5.4: _count=0 is treated as _summary=count
         bundle["total"] = await tx.count(query)
         bundle["link"] = [{"relation": "self", "url": f"{base}/{res_type}"}]
         return bundle
