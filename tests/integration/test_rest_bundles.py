@@ -71,12 +71,16 @@ async def test_transaction_runs_delete_post_put_get_in_that_order(client: httpx.
 async def test_if_none_exist_inside_a_transaction(client: httpx.AsyncClient) -> None:
     existing = await create(client, patient("Known", mrn="known"))
     response = await post_bundle(client, "transaction", [
-        entry("POST", "Patient", patient("Known again", mrn="known"), ifNoneExist=f"identifier={MRN}|known"),
+        entry("POST", "Task", {**task("x"), "for": {"reference": PATIENT_URN}}),
+        {**entry("POST", "Patient", patient("Known again", mrn="known"), ifNoneExist=f"identifier={MRN}|known"),
+         "fullUrl": PATIENT_URN},
         entry("POST", "Patient", patient("New", mrn="new"), ifNoneExist=f"identifier={MRN}|new"),
     ])  # fmt: skip
     results = response.json()["entry"]
-    assert [e["response"]["status"] for e in results] == ["200 OK", "201 Created"]
-    assert results[0]["resource"]["id"] == existing["id"]
+    assert [e["response"]["status"] for e in results] == ["201 Created", "200 OK", "201 Created"]
+    assert results[1]["resource"]["id"] == existing["id"]
+    # the reference to the conditional entry points at the resource it matched (it once stayed a urn:uuid)
+    assert results[0]["resource"]["for"]["reference"] == f"Patient/{existing['id']}"
     assert (await search(client, "Patient"))["total"] == 2
 
 

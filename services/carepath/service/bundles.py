@@ -48,17 +48,27 @@ async def run_transaction(tx: StoreTransaction, entries: list[Any], base: str) -
     """The entries of a transaction inside an open store transaction; their response entries, in entry order."""
     interactions = [_entry_interaction(i, e) for i, e in enumerate(entries)]
     ids = _assign_ids(entries, interactions)
-    interactions = [_rewrite(e, it, ids) for e, it in zip(entries, interactions, strict=True)]
     results: list[dict[str, Any]] = [{} for _ in entries]
-    for index in sorted(range(len(entries)), key=lambda i: _ORDER[_method(entries[i])]):
+    for index in sorted(range(len(entries)), key=lambda i: _run_order(entries[i], interactions[i])):
+        # Rewritten only now: a conditional create's fullUrl is known once it has run (created or matched).
+        it = _rewrite(entries[index], interactions[index], ids)
         try:
-            outcome = await _run(tx, interactions[index], base)
+            outcome = await _run(tx, it, base)
         except CarepathError as exc:
             exc.expression = exc.expression or (f"Bundle.entry[{index}]",)
             exc.diagnostics = f"Bundle.entry[{index}]: {exc.diagnostics}"
             raise
+        full_url = entries[index].get("fullUrl")
+        if it.if_none_exist is not None and isinstance(full_url, str) and outcome.stored is not None:
+            ids[full_url] = outcome.stored.relative_url
         results[index] = _response_entry(outcome, base)
     return results
+
+
+def _run_order(entry: Any, it: Interaction) -> tuple[int, int]:
+    """DELETE, POST, PUT, GET (R4 §3.1.0.11.2); among the POSTs, conditional creates first, so the entries that
+    refer to them by fullUrl get the id of the resource they matched or created."""
+    return _ORDER[_method(entry)], 0 if it.if_none_exist is not None else 1
 
 
 async def _batch(repository: Repository, entries: list[Any], base: str) -> dict[str, Any]:
@@ -112,7 +122,8 @@ def _entry_interaction(index: int, entry: Any) -> Interaction:
 
 
 def _assign_ids(entries: list[Any], interactions: list[Interaction]) -> dict[str, str]:
-    """fullUrl -> "Type/id" for every created resource, so references can point at them before they exist."""
+    """fullUrl -> "Type/id" for every plain create, so references can point at them before they exist (a
+    conditional create's fullUrl is added when it has run)."""
     ids: dict[str, str] = {}
     for entry, it in zip(entries, interactions, strict=True):
         full_url = entry.get("fullUrl")
