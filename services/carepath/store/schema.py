@@ -84,7 +84,7 @@ sp_token = _index_table(
     Column("system", String(255), nullable=True),
     Column("code", String(255), nullable=True),
     indexes=[("res_type", "param", "code", "rid")],
-    by_rid=("param", "code"),
+    by_rid=("res_type", "param", "code"),
 )
 sp_string = _index_table(
     "sp_string",
@@ -97,7 +97,7 @@ sp_date = _index_table(
     Column("low", DateTime(), nullable=False),
     Column("high", DateTime(), nullable=False),
     indexes=[("res_type", "param", "low"), ("res_type", "param", "high")],
-    by_rid=("param", "low", "high"),
+    by_rid=("res_type", "param", "low", "high"),
 )
 sp_reference = _index_table(
     "sp_reference",
