@@ -2,7 +2,8 @@
 
 A write stores the current version, its history row and its search-index rows in one transaction; callers group
 several writes (a transaction Bundle, a persisted $apply) by doing them inside one `Repository.transaction()`.
-Every resource is validated before it is stored, so nothing invalid is ever written.
+Every resource is validated before it is stored, so nothing invalid is ever written. New rows are batched
+(store/pending.py) and sent before the transaction's next read and before its commit.
 """
 
 from __future__ import annotations
@@ -11,46 +12,40 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Executable, Result, Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carepath import jsonutil
-from carepath.errors import Conflict, Gone, InvalidRequest, NotFound, PreconditionFailed
+from carepath.errors import Gone, InvalidRequest, NotFound, PreconditionFailed
 from carepath.fhir.models import is_supported
 from carepath.fhir.search.extract import extract_index
 from carepath.fhir.search.includes import IncludeSpec
 from carepath.fhir.search.query import SearchQuery, parse_search
 from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
+from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
 from carepath.store.schema import (
     conditional_key,
     idempotency_key,
     resource,
     resource_history,
-    sp_date,
-    sp_quantity,
     sp_reference,
-    sp_string,
     sp_token,
     sp_uri,
 )
 from carepath.store.search_sql import build_count, build_include, build_revinclude, build_search
 
-_INDEX_TABLES = {
-    "tokens": sp_token,
-    "strings": sp_string,
-    "dates": sp_date,
-    "references": sp_reference,
-    "quantities": sp_quantity,
-    "uris": sp_uri,
-}
+_CURRENT = select(resource).where(
+    resource.c.res_type == bindparam("res_type"), resource.c.res_id == bindparam("res_id")
+)
+_CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
 READ_ONLY = {"carepath_readonly": True}  # SQLite: a plain BEGIN, not BEGIN IMMEDIATE
 
 
@@ -66,7 +61,9 @@ class Repository:
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         """A read-write unit of work: everything inside commits together or not at all."""
         async with self.engine.begin() as conn:
-            yield StoreTransaction(conn)
+            tx = StoreTransaction(conn)
+            yield tx
+            await tx.flush()
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[StoreTransaction]:
@@ -81,13 +78,21 @@ class StoreTransaction:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+        self._pending = PendingWrites()
+
+    async def flush(self) -> None:
+        """Send the batched writes (done before every read and before commit)."""
+        await self._pending.flush(self.conn)
+
+    async def _query(self, stmt: Executable, params: dict[str, Any] | None = None) -> Result[Any]:
+        """Every read goes through here, so it sees the transaction's own batched writes."""
+        await self.flush()
+        return await self.conn.execute(stmt, params)
 
     # -- reads ---------------------------------------------------------------------------------------------------
     async def _current(self, res_type: str, res_id: str, *, for_update: bool = False) -> Row[Any] | None:
-        stmt = select(resource).where(resource.c.res_type == res_type, resource.c.res_id == res_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        return (await self.conn.execute(stmt)).first()
+        stmt = _CURRENT_FOR_UPDATE if for_update else _CURRENT
+        return (await self._query(stmt, {"res_type": res_type, "res_id": res_id})).first()
 
     async def read(self, res_type: str, res_id: str) -> StoredResource:
         row = await self._current(res_type, res_id)
@@ -103,7 +108,7 @@ class StoreTransaction:
             resource_history.c.res_id == res_id,
             resource_history.c.version == version,
         )
-        row = (await self.conn.execute(stmt)).first()
+        row = (await self._query(stmt)).first()
         if row is None:
             raise NotFound(f"{res_type}/{res_id} has no version {version}")
         if row.deleted:
@@ -132,7 +137,7 @@ class StoreTransaction:
                     select(sp_token.c.rid).where(sp_token.c.param == "version", sp_token.c.code == version)
                 )
             )
-        found = [jsonutil.loads(c) for c in (await self.conn.execute(stmt)).scalars()]
+        found = [jsonutil.loads(c) for c in (await self._query(stmt)).scalars()]
         if not found:
             return None
         return max(found, key=lambda r: _version_key(r.get("version")))  # type: ignore[no-any-return]
@@ -147,21 +152,21 @@ class StoreTransaction:
         )
         own = (resource.c.res_type == target_type) & (resource.c.res_id == target_id)
         stmt = select(resource.c.content).where(resource.c.deleted.is_(False), own | resource.c.rid.in_(refs))
-        return [jsonutil.loads(c) for c in (await self.conn.execute(stmt)).scalars()]
+        return [jsonutil.loads(c) for c in (await self._query(stmt)).scalars()]
 
     # -- search ----------------------------------------------------------------------------------------------------
     async def search(self, query: SearchQuery) -> list[tuple[int, StoredResource]]:
-        return [(row.rid, _stored(row)) for row in await self.conn.execute(build_search(query))]
+        return [(row.rid, _stored(row)) for row in await self._query(build_search(query))]
 
     async def count(self, query: SearchQuery) -> int:
-        return int((await self.conn.execute(build_count(query))).scalar_one())
+        return int((await self._query(build_count(query))).scalar_one())
 
     async def related(self, spec: IncludeSpec, rids: list[int], *, reverse: bool) -> list[tuple[int, StoredResource]]:
         """The resources an `_include` (or, reversed, a `_revinclude`) adds for the matched rows."""
         if not rids:
             return []
         stmt = build_revinclude(spec, rids) if reverse else build_include(spec, rids)
-        return [(row.rid, _stored(row)) for row in await self.conn.execute(stmt)]
+        return [(row.rid, _stored(row)) for row in await self._query(stmt)]
 
     async def conditional_create(self, body: dict[str, Any], criteria: str) -> tuple[StoredResource, bool]:
         """Create unless `criteria` (If-None-Exist) matches: 0 matches -> create, 1 -> that one, more -> 412.
@@ -196,7 +201,7 @@ class StoreTransaction:
         return found[0][1] if found else None
 
     async def idempotent_response(self, key: str) -> tuple[int, str] | None:
-        row = (await self.conn.execute(select(idempotency_key).where(idempotency_key.c.key == key))).first()
+        row = (await self._query(select(idempotency_key).where(idempotency_key.c.key == key))).first()
         return None if row is None else (row.status, row.body)
 
     async def remember_response(self, key: str, status: int, body: str) -> None:
@@ -218,7 +223,7 @@ class StoreTransaction:
             where.append(resource_history.c.res_id == res_id)
         if since is not None:
             where.append(resource_history.c.last_updated >= since)
-        total = (await self.conn.execute(select(func.count()).select_from(resource_history).where(*where))).scalar_one()
+        total = (await self._query(select(func.count()).select_from(resource_history).where(*where))).scalar_one()
         stmt = (
             select(resource_history)
             .where(*where)
@@ -226,31 +231,22 @@ class StoreTransaction:
             .limit(count)
             .offset(offset)
         )
-        return [_stored(r) for r in (await self.conn.execute(stmt))], int(total)
+        return [_stored(r) for r in (await self._query(stmt))], int(total)
 
     # -- writes --------------------------------------------------------------------------------------------------
     async def create(self, body: dict[str, Any], *, res_id: str | None = None) -> StoredResource:
-        """Store a new resource; the server assigns the id unless `res_id` is given (create-on-update)."""
+        """Store a new resource; the server assigns the id unless `res_id` is given (create-on-update).
+
+        The row is written with the transaction's next flush; a clash with a concurrent create-on-update of the
+        same id surfaces there as Conflict.
+        """
         res_type = _checked_type(body)
         validate_resource(body)
         res_id = res_id or new_id()
         moment = utc_now()
         content = _content(stamp(body, res_id, 1, moment))
-        try:
-            rid = (
-                await self.conn.execute(
-                    insert(resource)
-                    .values(
-                        res_type=res_type, res_id=res_id, version=1, last_updated=moment, deleted=False, content=content
-                    )
-                    .returning(resource.c.rid)
-                )
-            ).scalar_one()
-        except IntegrityError as exc:  # a concurrent create-on-update with the same id won the race
-            raise Conflict(f"{res_type}/{res_id} was created concurrently; retry the request") from exc
         stored = StoredResource(res_type, res_id, 1, moment, False, content)
-        await self._write_history(rid, stored, "POST")
-        await self._write_index(rid, res_type, jsonutil.loads(content))
+        self._pending.add_resource(stored, extract_index(jsonutil.loads(content)))
         return stored
 
     async def update(
@@ -292,36 +288,14 @@ class StoreTransaction:
             .values(version=version, last_updated=moment, deleted=body is None, content=content)
         )
         stored = StoredResource(current.res_type, current.res_id, version, moment, body is None, content)
-        await self._write_history(current.rid, stored, method)
-        await self._clear_index(current.rid)
-        if content is not None:
-            await self._write_index(current.rid, current.res_type, jsonutil.loads(content))
+        self._pending.add_version(current.rid, stored, method, _index_of(content), _index_of(current.content))
         return stored
 
-    async def _write_history(self, rid: int, stored: StoredResource, method: str) -> None:
-        await self.conn.execute(
-            insert(resource_history).values(
-                rid=rid,
-                version=stored.version,
-                res_type=stored.res_type,
-                res_id=stored.res_id,
-                last_updated=stored.last_updated,
-                method=method,
-                deleted=stored.deleted,
-                content=stored.content,
-            )
-        )
 
-    async def _write_index(self, rid: int, res_type: str, body: dict[str, Any]) -> None:
-        rows: IndexRows = extract_index(body)
-        for field_name, table in _INDEX_TABLES.items():
-            values = [{"rid": rid, "res_type": res_type, **asdict(r)} for r in getattr(rows, field_name)]
-            if values:
-                await self.conn.execute(insert(table), values)
-
-    async def _clear_index(self, rid: int) -> None:
-        for table in _INDEX_TABLES.values():
-            await self.conn.execute(delete(table).where(table.c.rid == rid))
+def _index_of(content: str | None) -> IndexRows:
+    """The index rows of stored content. For the previous version these are exactly the rows stored for it
+    (the same extraction wrote them), which tells which index tables need a DELETE at all."""
+    return IndexRows() if content is None else extract_index(jsonutil.loads(content))
 
 
 def _checked_type(body: dict[str, Any]) -> str:
