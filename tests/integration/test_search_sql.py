@@ -1,6 +1,6 @@
 """search_sql on both back ends: rows written through the schema tables + extract_index, then searched.
 
-Each test gets its own SQLite file or its own PostgreSQL schema (the `postgres_schema` fixture of tests/conftest.py).
+Each test gets its own SQLite file or its own PostgreSQL schema (the `settings` fixture of tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from carepath import jsonutil
 from carepath.fhir.search.extract import extract_index
 from carepath.fhir.search.query import parse_search
+from carepath.settings import Settings
 from carepath.store.database import create_engine
 from carepath.store.schema import metadata, resource, sp_date, sp_quantity, sp_reference, sp_string, sp_token, sp_uri
 from carepath.store.search_sql import build_count, build_include, build_revinclude, build_search
-from conftest import POSTGRES_URL
 
 _TABLES = {"tokens": sp_token, "strings": sp_string, "dates": sp_date, "references": sp_reference,
            "quantities": sp_quantity, "uris": sp_uri}  # fmt: skip
@@ -80,18 +79,11 @@ async def _store(conn: AsyncConnection, body: dict[str, Any], n: int, *, deleted
             await conn.execute(insert(table), values)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    """(database URL, PostgreSQL schema); a sync fixture, because `postgres_schema` runs its own event loop."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'search.sqlite'}", ""
-    return POSTGRES_URL, request.getfixturevalue("postgres_schema")
-
-
 @pytest.fixture
-async def conn(backend: tuple[str, str]) -> AsyncIterator[AsyncConnection]:
-    url, schema = backend
-    engine = create_engine(url, schema=schema)
+async def conn(settings: Settings) -> AsyncIterator[AsyncConnection]:
+    """Tables created from the schema on the back end of the shared `settings` fixture (SQLite file or own
+    PostgreSQL schema), filled with RESOURCES."""
+    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
     try:
         async with engine.begin() as setup:
             await setup.run_sync(metadata.create_all)

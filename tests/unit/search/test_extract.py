@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from carepath import jsonutil
 from carepath.errors import InvalidRequest
 from carepath.fhir.fhirpath import evaluate
 from carepath.fhir.models import is_supported
@@ -16,6 +18,16 @@ from carepath.fhir.search.definitions import params_for, split_union
 from carepath.fhir.search.extract import extract_index
 from carepath.fhir.search.paths import compile_branch
 from carepath.fhir.search.rows import DateRow, QuantityRow, ReferenceRow, StringRow, TokenRow, UriRow
+
+EXAMPLES = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "fhir-r4-examples"
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[dict[str, Any]]:
+    """Every official example resource (CC0), parsed as the API parses bodies (decimals as Decimal)."""
+    if not EXAMPLES.is_dir():
+        pytest.skip(f"fixtures folder absent: {EXAMPLES}")
+    return [jsonutil.loads(p.read_bytes()) for p in sorted(EXAMPLES.glob("*.json"))]
 
 
 def _of(rows: list[Any], param: str) -> list[Any]:

@@ -167,7 +167,7 @@ def test_count_offset_and_limits() -> None:
     assert (query.count, query.offset) == (100, 40)
     assert parse_search("Task", [], default_count=7).count == 7
     for name, raw in (("_count", "-1"), ("_count", "ten"), ("_offset", "1.5")):
-        with pytest.raises(InvalidRequest, match="non-negative integer"):
+        with pytest.raises(InvalidRequest, match=r"must be an? .*integer"):
             parse_search("Task", [(name, raw)])
 
 
