@@ -31,6 +31,8 @@ def loads(raw: bytes | str) -> Any:
         return json.loads(raw, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"Malformed JSON: {exc}") from exc
+    except RecursionError as exc:  # thousands of nested arrays: the client's mistake, not a server error
+        raise InvalidRequest("Malformed JSON: nested too deeply") from exc
 
 
 def loads_resource(raw: bytes | str) -> dict[str, Any]:

@@ -72,6 +72,24 @@ async def test_invalid_resources_name_the_element(client: httpx.AsyncClient) -> 
     assert (await search(client, "Patient"))["total"] == 0  # nothing half-written
 
 
+async def test_hostile_input_is_the_clients_error_never_a_500(client: httpx.AsyncClient) -> None:
+    """Each of these once escaped as a 500 (RecursionError, PostgreSQL refusing U+0000, integer overflow)."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert_outcome(await client.post("/fhir/Patient", content=deep, headers=HEADERS), 400)
+    nul = patient("Nul\u0000Byte")
+    assert_outcome(
+        await client.post("/fhir/Patient", json=nul, headers=HEADERS), 400, expression="Patient.name[0].family"
+    )
+    huge = "99999999999999999999"
+    assert_outcome(await client.get("/fhir/Patient", params={"_offset": huge}), 400)
+    assert_outcome(await client.get("/fhir/Patient/_history", params={"_offset": huge}), 400)
+    assert_outcome(await client.get("/fhir/Patient", params={"_count": "\u00b2"}), 400)
+    stored = await create(client, patient("Versions"))
+    assert_outcome(await client.get(f"/fhir/Patient/{stored['id']}/_history/{huge}"), 404)
+    assert_outcome(await client.get(f"/fhir/Patient/{stored['id']}/_history/\u00b2"), 404)
+    assert (await search(client, "Patient"))["total"] == 1
+
+
 async def test_body_over_the_limit_is_413(settings: Settings, make_client: MakeClient) -> None:
     async with make_client(settings.model_copy(update={"max_request_bytes": 200})) as client:
         small = await client.post("/fhir/Patient", json=patient("Small"), headers=HEADERS)

@@ -150,6 +150,6 @@ async def history_instance(request: Request, res_type: str, res_id: str) -> Resp
 
 @router.get("/{res_type}/{res_id}/_history/{version}")
 async def vread(request: Request, res_type: str, res_id: str, version: str) -> Response:
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit()):
         raise NotFound(f"Version {version!r} does not exist")
     return await _crud(request, Interaction("vread", check_type(res_type), _id(res_id), int(version)))

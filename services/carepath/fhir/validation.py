@@ -26,6 +26,9 @@ from carepath.fhir.models import SUPPORTED_TYPES, is_supported, model_class
 
 # http://hl7.org/fhir/R4/datatypes.html#id
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# http://hl7.org/fhir/R4/datatypes.html#string: no control characters but tab, CR and LF (PostgreSQL cannot even
+# store U+0000 in text, so accepting them would turn a client's mistake into a server error).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 _JSON_KINDS: dict[str, tuple[type, ...]] = {
     "boolean": (bool,),
@@ -145,6 +148,8 @@ class _Walk:
             self.report(path, f"Expected a JSON {spec.kind}, got {_json_name(value)}")
         elif value == "":
             self.report(path, "Empty strings are not allowed; leave the element out")
+        elif isinstance(value, str) and _CONTROL.search(value):
+            self.report(path, "Control characters (below U+0020 except tab, CR and LF) are not allowed in strings")
 
     def contained(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):

@@ -23,6 +23,7 @@ Kind = Literal[
 ]  # fmt: skip
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+MAX_VERSION = 2**31 - 1  # resource.version is a 32-bit INTEGER column
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def interaction_from_url(
     if kind is None:
         raise MethodNotAllowed(f"{method} is not allowed on {url!r}")
     res_id = check_id(rest[0]) if rest and rest[0] not in ("_history", "_search") else None
-    version = int(rest[2]) if kind == "vread" and rest[2].isdigit() else None
+    version = int(rest[2]) if kind == "vread" and rest[2].isascii() and rest[2].isdigit() else None
     if kind == "vread" and version is None:
         raise NotFound(f"Version {rest[2]!r} does not exist")
     return Interaction(kind, res_type, res_id, version, if_none_exist=if_none_exist, **common)
@@ -120,6 +121,8 @@ async def execute_crud(tx: StoreTransaction, it: Interaction) -> Outcome:
         return Outcome(200, await tx.read(it.res_type, _need_id(it)))
     if it.kind == "vread":
         assert it.version is not None
+        if it.version > MAX_VERSION:  # cannot exist, and would overflow the database's integer column
+            raise NotFound(f"{it.res_type}/{it.res_id} has no version {it.version}")
         return Outcome(200, await tx.vread(it.res_type, _need_id(it), it.version))
     if it.kind == "create":
         outcome = await _create(tx, it)

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import orjson
 
 from carepath.errors import InvalidRequest
+from carepath.fhir.search.query import MAX_INT_PARAM
 from carepath.store.records import StoredResource, instant
 
 PAGING_PARAMS = ("_count", "_offset")
@@ -23,8 +24,8 @@ def int_param(query: list[tuple[str, str]], name: str, default: int, maximum: in
     values = [v for k, v in query if k == name]
     if not values:
         return default
-    if not values[-1].isdigit():
-        raise InvalidRequest(f"{name} must be a non-negative integer, got {values[-1]!r}")
+    if not (values[-1].isascii() and values[-1].isdigit()) or int(values[-1]) > MAX_INT_PARAM:
+        raise InvalidRequest(f"{name} must be a non-negative integer up to {MAX_INT_PARAM}, got {values[-1]!r}")
     value = int(values[-1])
     return min(value, maximum) if maximum is not None else value
 

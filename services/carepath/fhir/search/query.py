@@ -21,6 +21,7 @@ SORTABLE_TYPES = frozenset({"date", "string", "token", "uri", "quantity", "numbe
 _SUMMARY = frozenset({"true", "false", "text", "data", "count"})
 _TOTAL = frozenset({"none", "estimate", "accurate"})
 _TRANSPORT = frozenset({"_format", "_pretty"})  # answered by the API layer, not by the search
+MAX_INT_PARAM = 2**31 - 1  # the largest _count/_offset taken; beyond it SQLite and asyncpg overflow (a 500)
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,9 @@ def _int_param(result: dict[str, list[str]], name: str, default: int) -> int:
     raw = _last(result, name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
-        raise InvalidRequest(f"{name} must be a non-negative integer, not {raw!r}")
+    # ASCII only: str.isdigit() also accepts "²", which int() refuses; the cap keeps it a database integer.
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_INT_PARAM:
+        raise InvalidRequest(f"{name} must be a non-negative integer up to {MAX_INT_PARAM}, not {raw!r}")
     return int(raw)
 
 
