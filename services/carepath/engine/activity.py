@@ -7,6 +7,7 @@ MedicationRequest when it names a product or dosage, else a Task. The request is
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -164,7 +165,9 @@ def build_request(
     if kind == "Task" and (activity.get("title") or activity.get("description")):
         out["description"] = activity.get("title") or activity.get("description")
     _common(out, ctx)
-    return out
+    # The builders copy elements of the definition by reference; a dynamicValue on a nested path (`code.coding`)
+    # would then write into the stored ActivityDefinition and leak into every later apply.
+    return copy.deepcopy(out)
 
 
 def _common(out: dict[str, Any], ctx: ApplyContext) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from engine_support import (
     activity,
@@ -170,6 +172,16 @@ def test_dynamic_values_of_definition_then_action_set_nested_paths() -> None:
     assert service["priority"] == "urgent" and service["code"]["text"] == "CT from definition and action"
     (task,) = contained(result, "Task")
     assert task["priority"] == "urgent"
+
+
+def test_dynamic_values_on_nested_paths_leave_the_definition_untouched() -> None:
+    ad = activity("dv", "ServiceRequest", code={"coding": [{"system": "http://snomed.info/sct", "code": "183541002"}]})
+    action = use(ad, "a", dynamicValue=[{"path": "code.coding[0].code", "expression": expr("'306313008'")}])
+    before = copy.deepcopy(ad)
+    first = apply(plan(action), [ad])
+    assert ad == before  # the stored ActivityDefinition is not written through the generated request
+    (service,) = contained(first, "ServiceRequest")
+    assert service["code"]["coding"][0]["code"] == "306313008"
 
 
 def test_cql_dynamic_value_is_not_supported() -> None:
