@@ -97,6 +97,8 @@ async def test_provenance_targets_everything_and_names_the_plan_version(client: 
     entities = [entity["what"] for entity in provenance["entity"]]
     assert {"reference": f"PlanDefinition/{plan['id']}/_history/1", "display": f"{PLAN_URL}|1.0.0"} in entities
     assert {"reference": f"Patient/{patient_id}"} in entities
+    ecog = (await stored(client, "Observation"))[0]
+    assert {"reference": f"Observation/{ecog['id']}/_history/1"} in entities  # the stored record the engine saw
     assert careplan["instantiatesCanonical"] == [f"{PLAN_URL}|1.0.0"]
 
 

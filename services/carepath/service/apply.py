@@ -41,31 +41,32 @@ async def apply_plan(
         raise InvalidRequest("$apply needs at least one 'subject' parameter", expression=("Parameters.parameter",))
     persisted = inputs.boolean("persist", False)
     scope = f"PlanDefinition/{plan_id or ''}/$apply:{idempotency_key}" if persisted and idempotency_key else None
-    if scope is not None:
-        earlier = await _replay(repository, scope)
-        if earlier is not None:
-            return earlier
     # A transient apply writes nothing: a read-only transaction does not queue behind writers (SQLite).
     unit = repository.transaction() if persisted else repository.reader()
     try:
         async with unit as tx:
+            # The retry check shares the write transaction: one BEGIN/COMMIT per call, not two.
+            earlier = await tx.idempotent_response(scope) if scope is not None else None
+            if earlier is not None:
+                return _replayed(earlier)
             definitions = await _plan(repository, tx, plan_id, inputs)
             results = [await _apply_one(tx, definitions, subject, inputs, now, persisted) for subject in subjects]
             response = _combine(results)
             if scope is not None:
                 await tx.remember_response(scope, response.status, jsonutil.dumps(response.body).decode())
     except IntegrityError:
-        earlier = await _replay(repository, scope) if scope is not None else None
+        if scope is None:
+            raise
+        async with repository.reader() as tx:  # a concurrent call with the same key committed first: its answer
+            earlier = await tx.idempotent_response(scope)
         if earlier is None:
             raise
-        return earlier  # a concurrent call with the same key committed first: its answer is ours
+        return _replayed(earlier)
     return response
 
 
-async def _replay(repository: Repository, scope: str) -> ApplyResponse | None:
-    async with repository.reader() as tx:
-        earlier = await tx.idempotent_response(scope)
-    return None if earlier is None else ApplyResponse(earlier[0], jsonutil.loads(earlier[1]))
+def _replayed(earlier: tuple[int, str]) -> ApplyResponse:
+    return ApplyResponse(earlier[0], jsonutil.loads(earlier[1]))
 
 
 async def apply_activity(
@@ -76,7 +77,7 @@ async def apply_activity(
         raise InvalidRequest("$apply needs a 'subject' parameter", expression=("Parameters.parameter",))
     async with repository.reader() as tx:
         definitions = await stored_definitions(repository, tx, "ActivityDefinition", activity_id)
-        ctx = await _context(tx, subject, inputs, now or datetime.now(UTC))
+        ctx, _ = await _context(tx, subject, inputs, now or datetime.now(UTC))
     return ApplyResponse(200, apply_activity_definition(definitions.root, definitions.resolver, ctx))
 
 
@@ -88,25 +89,38 @@ async def _plan(
     return await plan_from_inputs(tx, inputs)
 
 
-async def _context(tx: StoreTransaction, subject: str, inputs: OperationInput, now: datetime) -> ApplyContext:
-    data = inputs.one("data")
-    if data is not None and not (isinstance(data, dict) and data.get("resourceType") == "Bundle"):
-        raise InvalidRequest("Parameter 'data' must be a Bundle", expression=("Parameters.parameter",))
-    entries = list((data or {}).get("entry") or [])
-    if inputs.boolean("useServerData", True):
-        known = {_key(e.get("resource")) for e in entries}
-        entries += [{"resource": r} for r in await tx.subject_record(subject) if _key(r) not in known]
+async def _context(
+    tx: StoreTransaction, subject: str, inputs: OperationInput, now: datetime
+) -> tuple[ApplyContext, list[str]]:
+    """The engine's input, and the versioned references of the stored resources it was given (for Provenance)."""
+    data, used = await _data(tx, subject, inputs)
     refs = {name: (reference_text(inputs.one(name), name) if inputs.all(name) else None)
             for name in ("encounter", "practitioner", "organization")}  # fmt: skip
     parameters = inputs.one("parameters")
     return ApplyContext(
-        subject=subject, now=now, data={"resourceType": "Bundle", "type": "collection", "entry": entries},
+        subject=subject, now=now, data=data,
         encounter=refs["encounter"], practitioner=refs["practitioner"], organization=refs["organization"],
         user_type=inputs.one("userType"), user_language=inputs.one("userLanguage"),
         user_task_context=inputs.one("userTaskContext"), setting=inputs.one("setting"),
         setting_context=inputs.one("settingContext"),
         parameters=parameters if isinstance(parameters, dict) else None,
-    )  # fmt: skip
+    ), used  # fmt: skip
+
+
+async def _data(tx: StoreTransaction, subject: str, inputs: OperationInput) -> tuple[dict[str, Any], list[str]]:
+    """`data` plus, with `useServerData` (default true), the subject's stored record; a supplied copy wins."""
+    data = inputs.one("data")
+    if data is not None and not (isinstance(data, dict) and data.get("resourceType") == "Bundle"):
+        raise InvalidRequest("Parameter 'data' must be a Bundle", expression=("Parameters.parameter",))
+    entries = list((data or {}).get("entry") or [])
+    used: list[str] = []
+    if inputs.boolean("useServerData", True):
+        known = {_key(e.get("resource")) for e in entries}
+        stored = [r for r in await tx.subject_record(subject) if _key(r) not in known]
+        entries += [{"resource": r} for r in stored]
+        used = [f"{r['resourceType']}/{r['id']}/_history/{r['meta']['versionId']}" for r in stored
+                if f"{r['resourceType']}/{r['id']}" != subject]  # fmt: skip
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}, used
 
 
 def _key(resource: Any) -> tuple[str, str] | None:
@@ -119,13 +133,13 @@ async def _apply_one(
     tx: StoreTransaction, definitions: Definitions, subject: str, inputs: OperationInput, now: datetime,
     persisted: bool,
 ) -> tuple[ApplyResult, dict[str, Any]]:  # fmt: skip
-    ctx = await _context(tx, subject, inputs, now)
+    ctx, used = await _context(tx, subject, inputs, now)
     result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
     if not result.applicable:
         return result, result.careplan
     if not persisted:
         return result, with_messages(result.careplan, result.issues)
-    return result, await persist(tx, definitions.root, result, ctx, definitions.version_reference)
+    return result, await persist(tx, definitions, result, ctx, used)
 
 
 def _combine(results: list[tuple[ApplyResult, dict[str, Any]]]) -> ApplyResponse:

@@ -19,6 +19,7 @@ from carepath import jsonutil
 from carepath.engine import ApplyContext, ApplyResult, to_transaction_bundle
 from carepath.engine.explain import GENERATED_BY
 from carepath.errors import BusinessRuleViolation, CarepathError, InvalidRequest, Issue, operation_outcome
+from carepath.service.apply_definitions import Definitions
 from carepath.service.bundles import run_transaction
 from carepath.store.repository import StoreTransaction
 
@@ -38,16 +39,20 @@ def with_messages(careplan: dict[str, Any], issues: list[Issue]) -> dict[str, An
 
 
 async def persist(
-    tx: StoreTransaction, plan: dict[str, Any], result: ApplyResult, ctx: ApplyContext, plan_reference: str | None
+    tx: StoreTransaction, definitions: Definitions, result: ApplyResult, ctx: ApplyContext, used: list[str]
 ) -> dict[str, Any]:
-    """Store the result as real resources inside `tx`; returns the stored CarePlan (as it was written)."""
-    bundle = to_transaction_bundle(result, plan_reference=plan_reference, ctx=ctx)
+    """Store the result as real resources inside `tx`; returns the stored CarePlan (as it was written).
+
+    The Provenance names the PlanDefinition version and every stored resource version (`used`) the engine saw.
+    """
+    inputs = [{"reference": reference} for reference in used]
+    bundle = to_transaction_bundle(result, plan_reference=definitions.version_reference, ctx=ctx, extra_inputs=inputs)
     entries = bundle["entry"]
     entries[0]["resource"] = with_messages(entries[0]["resource"], result.issues)  # entry 0 is the CarePlan
     try:
         responses = await run_transaction(tx, entries, "")
     except InvalidRequest as exc:
-        raise _pathway_fault(exc, entries, plan) from exc
+        raise _pathway_fault(exc, entries, definitions.root) from exc
     # The response entry carries the stored JSON (an orjson Fragment, dumped as is): no need to read it back.
     return jsonutil.loads(jsonutil.dumps(responses[0]["resource"]))  # type: ignore[no-any-return]
 
