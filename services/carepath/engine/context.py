@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from carepath.errors import InvalidRequest, Issue
+from carepath.fhir.versions import version_key
 
 DEFINITION_TYPES = ("ActivityDefinition", "PlanDefinition", "Questionnaire")
 
@@ -16,12 +17,6 @@ class DefinitionResolver(Protocol):
     def resolve(self, canonical: str) -> dict[str, Any] | None:
         """`url` or `url|version` -> the ActivityDefinition / PlanDefinition / Questionnaire, or None."""
         ...
-
-
-def _version_key(version: str | None) -> tuple[tuple[int, int | str], ...]:
-    """Order versions so that `1.10.0` > `1.9.2` (numeric parts numerically); unversioned sorts first."""
-    parts = (version or "").replace("-", ".").split(".")
-    return tuple((1, int(p)) if p.isdigit() else (0, p) for p in parts if p)
 
 
 class DictResolver:
@@ -34,7 +29,7 @@ class DictResolver:
             if isinstance(url, str) and resource.get("resourceType") in DEFINITION_TYPES:
                 self._by_url.setdefault(url, []).append(resource)
         for versions in self._by_url.values():
-            versions.sort(key=lambda r: _version_key(r.get("version")))
+            versions.sort(key=lambda r: version_key(r.get("version")))
 
     def resolve(self, canonical: str) -> dict[str, Any] | None:
         url, _, version = canonical.partition("|")

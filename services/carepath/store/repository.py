@@ -29,6 +29,7 @@ from carepath.fhir.search.includes import IncludeSpec
 from carepath.fhir.search.query import SearchQuery, parse_search
 from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
+from carepath.fhir.versions import version_key
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
 from carepath.store.schema import (
@@ -140,7 +141,7 @@ class StoreTransaction:
         found = [jsonutil.loads(c) for c in (await self._query(stmt)).scalars()]
         if not found:
             return None
-        return max(found, key=lambda r: _version_key(r.get("version")))  # type: ignore[no-any-return]
+        return max(found, key=lambda r: version_key(r.get("version")))  # type: ignore[no-any-return]
 
     async def subject_record(self, subject: str) -> list[dict[str, Any]]:
         """The subject and every current resource whose `patient`/`subject` search parameter points at it."""
@@ -305,12 +306,6 @@ def _checked_type(body: dict[str, Any]) -> str:
             f"Resource type {res_type!r} is not supported by this server", expression=("resourceType",)
         )
     return res_type
-
-
-def _version_key(version: Any) -> tuple[tuple[int, int | str], ...]:
-    """`1.10.0` sorts above `1.9.2`: numeric parts compare as numbers."""
-    parts = str(version or "").replace("-", ".").split(".")
-    return tuple((1, int(p)) if p.isdigit() else (0, p) for p in parts if p)
 
 
 def _content(body: dict[str, Any]) -> str:
