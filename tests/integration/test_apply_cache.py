@@ -1,0 +1,89 @@
+"""The pre-loaded definitions cache of `$apply` (service level, SQLite and PostgreSQL): applying never changes the
+cached definitions, a new PlanDefinition version gets a fresh entry, and unpinned references are not cached."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from apply_support import ASSESS, INFORM, PLAN_URL, REFER, canonical, ecog_observation, pathway
+
+from carepath.service.apply import apply_plan
+from carepath.service.apply_definitions import stored_definitions
+from carepath.service.parameters import OperationInput
+from carepath.settings import Settings
+from carepath.store.database import create_engine
+from carepath.store.migrate import upgrade_async
+from carepath.store.repository import Repository
+
+NOW = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+async def repository(settings: Settings) -> AsyncIterator[Repository]:
+    await upgrade_async(settings.effective_database_url, settings.database_schema)
+    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
+    try:
+        yield Repository(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _store(repository: Repository, *resources: dict[str, object]) -> list[str]:
+    async with repository.transaction() as tx:
+        return [(await tx.create(dict(resource))).res_id for resource in resources]
+
+
+async def _apply(repository: Repository, plan_id: str, patient_id: str) -> None:
+    inputs = OperationInput({"subject": [f"Patient/{patient_id}"]})
+    response = await apply_plan(repository, plan_id, inputs, idempotency_key=None, now=NOW)
+    assert response.body["resourceType"] == "CarePlan"
+
+
+async def test_applying_leaves_the_cached_definitions_as_stored(repository: Repository) -> None:
+    """A dynamicValue on a nested path of the generated request must not write into the cached definition."""
+    plan = pathway()
+    plan["action"][0]["dynamicValue"] = [{"path": "code.coding[0].display", "expression": {
+        "language": "text/fhirpath", "expression": "'reassess ' + %subject.id"}}]  # fmt: skip
+    ids = await _store(repository, ASSESS, REFER, INFORM, plan, {"resourceType": "Patient"})
+    await _store(repository, ecog_observation(ids[-1], 3))
+    for _ in range(2):
+        await _apply(repository, ids[3], ids[-1])
+    async with repository.reader() as tx:
+        cached = await stored_definitions(repository, tx, "PlanDefinition", ids[3])
+        stored_assess = (await tx.read("ActivityDefinition", ids[0])).json()
+        stored_plan = (await tx.read("PlanDefinition", ids[3])).json()
+        again = await stored_definitions(repository, tx, "PlanDefinition", ids[3])
+    assert again is cached  # the same entry: the second call read nothing more
+    assert cached.resolver.resolve(canonical(ASSESS)) == stored_assess
+    assert cached.root == stored_plan
+
+
+async def test_a_new_plan_version_is_a_new_entry(repository: Repository) -> None:
+    ids = await _store(repository, ASSESS, REFER, INFORM, pathway())
+    async with repository.transaction() as tx:
+        first = await stored_definitions(repository, tx, "PlanDefinition", ids[3])
+        edited = copy.deepcopy(first.root)
+        edited["title"] = "Edited"
+        await tx.update("PlanDefinition", ids[3], edited)
+    async with repository.reader() as tx:
+        second = await stored_definitions(repository, tx, "PlanDefinition", ids[3])
+    assert second.root["title"] == "Edited"
+    assert second.version_reference == f"PlanDefinition/{ids[3]}/_history/2"
+
+
+async def test_unpinned_references_are_resolved_on_every_call(repository: Repository) -> None:
+    """`definitionCanonical` without `|version` means the newest: a version loaded later must be used."""
+    plan = pathway()
+    plan["action"] = [{**plan["action"][0], "definitionCanonical": ASSESS["url"]}]
+    ids = await _store(repository, ASSESS, plan)
+    async with repository.reader() as tx:
+        first = await stored_definitions(repository, tx, "PlanDefinition", ids[1])
+    await _store(repository, {**ASSESS, "version": "1.1.0"})
+    async with repository.reader() as tx:
+        second = await stored_definitions(repository, tx, "PlanDefinition", ids[1])
+    assert first.resolver.resolve(ASSESS["url"])["version"] == "1.0.0"  # type: ignore[index]
+    assert second.resolver.resolve(ASSESS["url"])["version"] == "1.1.0"  # type: ignore[index]
+    assert second.root["url"] == PLAN_URL
