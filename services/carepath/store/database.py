@@ -25,6 +25,18 @@ def create_engine(url: str, *, schema: str = "", pool_size: int = 10) -> AsyncEn
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args)
 
 
+def read_only_options(engine: AsyncEngine) -> dict[str, Any]:
+    """Execution options of a read-only connection.
+
+    SQLite: a plain (deferred) BEGIN instead of BEGIN IMMEDIATE, so readers never queue behind the writer.
+    PostgreSQL: autocommit, which saves the BEGIN and COMMIT round trips of every read; under READ COMMITTED each
+    statement takes its own snapshot anyway, so a read-only transaction around them would guarantee nothing more.
+    """
+    if engine.dialect.name == "sqlite":
+        return {"carepath_readonly": True}
+    return {"isolation_level": "AUTOCOMMIT"}
+
+
 def _create_sqlite_engine(url: str) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":

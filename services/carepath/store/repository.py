@@ -30,6 +30,7 @@ from carepath.fhir.search.query import SearchQuery, parse_search
 from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
+from carepath.store.database import read_only_options
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
 from carepath.store.schema import (
@@ -47,7 +48,6 @@ _CURRENT = select(resource).where(
     resource.c.res_type == bindparam("res_type"), resource.c.res_id == bindparam("res_id")
 )
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
-READ_ONLY = {"carepath_readonly": True}  # SQLite: a plain BEGIN, not BEGIN IMMEDIATE
 
 
 def new_id() -> str:
@@ -69,7 +69,7 @@ class Repository:
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[StoreTransaction]:
         async with self.engine.connect() as conn:
-            conn = await conn.execution_options(**READ_ONLY)
+            conn = await conn.execution_options(**read_only_options(self.engine))
             async with conn.begin():
                 yield StoreTransaction(conn)
 
