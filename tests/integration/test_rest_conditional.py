@@ -24,6 +24,18 @@ async def test_no_match_creates_then_one_match_returns_it(client: httpx.AsyncCli
     assert (await search(client, "Patient", identifier=f"{MRN}|cond-1"))["total"] == 1
 
 
+async def test_the_claimed_key_does_not_outlive_its_match(client: httpx.AsyncClient) -> None:
+    first = (await conditional(client, patient("Vincent", mrn="stale"), f"identifier={MRN}|stale")).json()
+    await client.delete(f"/fhir/Patient/{first['id']}")
+    second = await conditional(client, patient("Vincent", mrn="stale"), f"identifier={MRN}|stale")
+    assert second.status_code == 201 and second.json()["id"] != first["id"]
+    moved = {**second.json(), "identifier": [{"system": MRN, "value": "moved"}]}
+    assert (await client.put(f"/fhir/Patient/{moved['id']}", json=moved, headers=HEADERS)).status_code == 200
+    third = await conditional(client, patient("Vincent", mrn="stale"), f"identifier={MRN}|stale")
+    assert third.status_code == 201 and third.json()["id"] not in (first["id"], moved["id"])
+    assert (await search(client, "Patient", identifier=f"{MRN}|stale"))["total"] == 1
+
+
 async def test_two_matches_are_a_precondition_failure(client: httpx.AsyncClient) -> None:
     await create(client, patient("Leroy", mrn="twin"))
     await create(client, patient("Leroy", mrn="twin"))
