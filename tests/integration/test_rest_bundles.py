@@ -105,3 +105,16 @@ async def test_malformed_bundles_are_refused(client: httpx.AsyncClient) -> None:
     assert_outcome(await client.post("/fhir", json=collection, headers=HEADERS), 400, expression="Bundle.type")
     no_request = await post_bundle(client, "transaction", [{"resource": patient("NoRequest")}])
     assert_outcome(no_request, 400, expression="Bundle.entry[0].request")
+
+
+async def test_odd_entries_are_the_clients_error_never_a_500(client: httpx.AsyncClient) -> None:
+    """Each of these once failed with a 500 (KeyError, AttributeError) or a misleading 409."""
+    lower = await post_bundle(client, "transaction", [entry("post", "Patient", patient("Lower"))])
+    assert lower.status_code == 200 and lower.json()["entry"][0]["response"]["status"] == "201 Created"
+    numeric = await post_bundle(client, "transaction", [entry("POST", 5, patient("Numeric"))])  # type: ignore[arg-type]
+    assert_outcome(numeric, 400, expression="Bundle.entry[0].request.url")
+    if_match = await post_bundle(client, "transaction", [entry("PUT", "Patient/x", patient("X", id="x"), ifMatch=1)])
+    assert_outcome(if_match, 400, expression="Bundle.entry[0].request.ifMatch")
+    twice = {**entry("POST", "Patient", patient("Twice")), "fullUrl": PATIENT_URN}
+    assert_outcome(await post_bundle(client, "transaction", [twice, twice]), 400, expression="Bundle.entry[1].fullUrl")
+    assert [e["resource"]["name"][0]["family"] for e in (await search(client, "Patient"))["entry"]] == ["Lower"]

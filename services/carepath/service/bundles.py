@@ -93,27 +93,28 @@ async def _run(tx: StoreTransaction, it: Interaction, base: str) -> Outcome:
 
 def _method(entry: Any) -> str:
     method = (entry.get("request") or {}).get("method") if isinstance(entry, dict) else None
-    return method if isinstance(method, str) and method.upper() in _ORDER else "GET"
+    return method.upper() if isinstance(method, str) and method.upper() in _ORDER else "GET"
 
 
 def _entry_interaction(index: int, entry: Any) -> Interaction:
     where = f"Bundle.entry[{index}]"
     request = entry.get("request") if isinstance(entry, dict) else None
-    if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
+    if not isinstance(request, dict) or not _text(request, "method", where) or not _text(request, "url", where):
         raise InvalidRequest(f"{where}.request with method and url is required", expression=(f"{where}.request",))
-    method = str(request["method"]).upper()
+    method = request["method"].upper()
     if method not in _ORDER or method in ("PATCH", "HEAD"):
         raise InvalidRequest(f"{where}: method {method} is not supported", expression=(f"{where}.request.method",))
     body = entry.get("resource")
     if method in ("POST", "PUT") and not isinstance(body, dict):
         raise InvalidRequest(f"{where}: {method} needs a resource", expression=(f"{where}.resource",))
+    if_match, if_none_exist = _text(request, "ifMatch", where), _text(request, "ifNoneExist", where)
     try:
         return interaction_from_url(
             method,
             request["url"],
             body if method in ("POST", "PUT") else None,
-            if_match=request.get("ifMatch"),
-            if_none_exist=request.get("ifNoneExist"),
+            if_match=if_match,
+            if_none_exist=if_none_exist,
         )
     except CarepathError as exc:
         exc.expression = (f"{where}.request.url",)
@@ -121,13 +122,28 @@ def _entry_interaction(index: int, entry: Any) -> Interaction:
         raise
 
 
+def _text(request: dict[str, Any], key: str, where: str) -> str | None:
+    """A string of Bundle.entry.request (absent -> None); any other JSON type is the client's error."""
+    value = request.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(f"{where}.request.{key} must be a string", expression=(f"{where}.request.{key}",))
+    return value
+
+
 def _assign_ids(entries: list[Any], interactions: list[Interaction]) -> dict[str, str]:
     """fullUrl -> "Type/id" for every plain create, so references can point at them before they exist (a
     conditional create's fullUrl is added when it has run)."""
     ids: dict[str, str] = {}
-    for entry, it in zip(entries, interactions, strict=True):
+    claimed: set[str] = set()
+    for index, (entry, it) in enumerate(zip(entries, interactions, strict=True)):
         full_url = entry.get("fullUrl")
-        if it.kind == "create" and it.if_none_exist is None and isinstance(full_url, str):
+        if it.kind != "create" or not isinstance(full_url, str):
+            continue
+        if full_url in claimed:  # bdl-7; two creates would otherwise share one id
+            where = f"Bundle.entry[{index}].fullUrl"
+            raise InvalidRequest(f"{where} {full_url!r} is used by another entry", expression=(where,))
+        claimed.add(full_url)
+        if it.if_none_exist is None:
             ids[full_url] = f"{it.res_type}/{new_id()}"
     return ids
 
