@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from rest_support import HEADERS, assert_outcome, create, patient, put
 
@@ -78,3 +80,17 @@ async def test_update_after_delete_revives_the_resource(client: httpx.AsyncClien
     assert revived.status_code == 201
     assert revived.json()["meta"]["versionId"] == "3"
     assert (await client.get(f"/fhir/Patient/{created['id']}")).status_code == 200
+
+
+async def test_parallel_updates_each_get_their_own_version(client: httpx.AsyncClient) -> None:
+    """Concurrent transactions on PostgreSQL (row lock on the current version); queued writers on SQLite."""
+    created = await create(client, patient("Parallel"))
+    guarded = await asyncio.gather(
+        *(put(client, {**created, "birthDate": f"19{n:02d}-01-01"}, **{"If-Match": 'W/"1"'}) for n in range(6))
+    )
+    assert sorted(r.status_code for r in guarded) == [200] + [412] * 5
+    free = await asyncio.gather(*(put(client, {**created, "birthDate": f"20{n:02d}-01-01"}) for n in range(6)))
+    assert sorted(int(r.json()["meta"]["versionId"]) for r in free) == [3, 4, 5, 6, 7, 8]
+    history = (await client.get(f"/fhir/Patient/{created['id']}/_history")).json()
+    assert history["total"] == 8
+    assert [e["response"]["etag"] for e in history["entry"]] == [f'W/"{v}"' for v in range(8, 0, -1)]
