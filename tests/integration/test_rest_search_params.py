@@ -88,6 +88,15 @@ async def test_missing_modifier(client: httpx.AsyncClient) -> None:
     assert_outcome(await client.get("/fhir/Task", params={"due-date:missing": "maybe"}), 400)
 
 
+async def test_search_by_post_with_a_form_body(client: httpx.AsyncClient) -> None:
+    wanted = (await create(client, patient("Formbody", birth_date="1970-01-01")))["id"]
+    await create(client, patient("Formbody", birth_date="1980-01-01"))
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    response = await client.post("/fhir/Patient/_search?name=formbody", content=b"birthdate=1970", headers=form)
+    assert response.status_code == 200
+    assert match_ids(response.json()) == [wanted]
+
+
 async def test_unknown_parameter_strict_and_lenient(client: httpx.AsyncClient) -> None:
     pid = (await create(client, patient("Lenient")))["id"]
     assert_outcome(await client.get("/fhir/Patient", params={"shoe-size": "42"}), 400)
