@@ -70,6 +70,17 @@ async def test_get_with_simple_parameters(client: httpx.AsyncClient) -> None:
     assert _action_ids(careplan) == ["assess", "refer", "inform"]
 
 
+async def test_get_cannot_persist(client: httpx.AsyncClient) -> None:
+    plan = await store_pathway(client)
+    patient_id = await _patient(client)
+    response = await client.get(
+        f"/fhir/PlanDefinition/{plan['id']}/$apply", params={"subject": f"Patient/{patient_id}", "persist": "true"},
+        headers={"Accept": FHIR_JSON},
+    )  # fmt: skip
+    assert_outcome(response, 405)
+    assert await stored(client, "CarePlan") == []
+
+
 async def test_type_level_with_a_plan_definition_resource(client: httpx.AsyncClient) -> None:
     await store_pathway(client)
     patient_id = await _patient(client, ecog=1)
