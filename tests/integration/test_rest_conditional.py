@@ -59,3 +59,17 @@ async def test_parallel_conditional_creates_make_exactly_one(client: httpx.Async
     assert statuses == [200] * 7 + [201], [r.text for r in responses]
     assert len({r.json()["id"] for r in responses}) == 1
     assert (await search(client, "Patient", identifier=f"{MRN}|race"))["total"] == 1
+
+
+async def test_parallel_reclaims_of_a_stale_key_make_exactly_one(client: httpx.AsyncClient) -> None:
+    """Once the match is gone, every parallel request finds the key taken and no match: they must queue on the
+    key's row lock (without it, each of them created its own Patient on PostgreSQL)."""
+    for round_ in range(3):
+        criteria = f"identifier={MRN}|stale-race-{round_}"
+        gone = await conditional(client, patient("Gone", mrn=f"stale-race-{round_}"), criteria)
+        await client.delete(f"/fhir/Patient/{gone.json()['id']}")
+        responses = await asyncio.gather(
+            *(conditional(client, patient("Again", mrn=f"stale-race-{round_}"), criteria) for _ in range(12))
+        )
+        assert sorted(r.status_code for r in responses) == [200] * 11 + [201]
+        assert (await search(client, "Patient", identifier=f"{MRN}|stale-race-{round_}"))["total"] == 1

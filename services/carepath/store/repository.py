@@ -174,7 +174,8 @@ class StoreTransaction:
 
         The normalised criteria are a unique key in `conditional_key`, claimed *before* the create: of two
         concurrent identical requests the second blocks on the key until the first commits, then finds the
-        first one's resource instead of creating a duplicate.
+        first one's resource instead of creating a duplicate. A key that outlived its match is re-claimed under a
+        row lock, so that concurrent re-claimers queue and each searches again once the previous one committed.
         """
         res_type = _checked_type(body)
         query = replace(parse_search(res_type, parse_qsl(criteria, keep_blank_values=True)), count=2, offset=0, sort=())
@@ -188,6 +189,8 @@ class StoreTransaction:
             async with self.conn.begin_nested():
                 await self.conn.execute(insert(conditional_key).values(res_type=res_type, query_key=key, res_id=res_id))
         except IntegrityError:
+            # Wait for whoever holds the key; searched only then, their committed resource is seen (READ COMMITTED).
+            await self.conn.execute(select(conditional_key.c.res_id).where(*where).with_for_update())
             existing = await self._conditional_match(query, criteria)
             if existing is not None:
                 return existing, False
