@@ -35,10 +35,12 @@ class Timing:
     latencies_ms: list[float]
     wall_s: float
     items_per_request: int = 1
+    requests: int = 0  # every request sent, warm-up included: the server's CPU time covers them all
+    server_cpu_s: float | None = None  # CPU the server process used during the run
 
     def summary(self) -> dict[str, float]:
         ordered = sorted(self.latencies_ms)
-        return {
+        figures = {
             "n": len(ordered),
             "p50_ms": round(statistics.median(ordered), 3),
             "p95_ms": round(_percentile(ordered, 0.95), 3),
@@ -46,6 +48,9 @@ class Timing:
             "max_ms": round(ordered[-1], 3),
             "resources_per_s": round(len(ordered) * self.items_per_request / self.wall_s, 1),
         }
+        if self.server_cpu_s is not None:
+            figures["server_cpu_ms"] = round(self.server_cpu_s * 1000 / self.requests, 3)
+        return figures
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -152,7 +157,7 @@ async def run_sequential(
             await timed(client, request, status)
         started = time.perf_counter()
         latencies = [await timed(client, request, status) for _ in range(n)]
-        return Timing(name, latencies, time.perf_counter() - started, items_per_request)
+        return Timing(name, latencies, time.perf_counter() - started, items_per_request, requests=n + warmup)
 
 
 async def run_concurrent(
@@ -173,6 +178,6 @@ async def run_concurrent(
         await asyncio.gather(*(timed(c, request, status) for c in connections for _ in range(warmup)))
         started = time.perf_counter()
         await asyncio.gather(*(worker(c) for c in connections))
-        return Timing(name, latencies, time.perf_counter() - started)
+        return Timing(name, latencies, time.perf_counter() - started, requests=n + warmup * clients)
     finally:
         await asyncio.gather(*(c.aclose() for c in connections))
