@@ -115,6 +115,8 @@ async def test_odd_entries_are_the_clients_error_never_a_500(client: httpx.Async
     assert_outcome(numeric, 400, expression="Bundle.entry[0].request.url")
     if_match = await post_bundle(client, "transaction", [entry("PUT", "Patient/x", patient("X", id="x"), ifMatch=1)])
     assert_outcome(if_match, 400, expression="Bundle.entry[0].request.ifMatch")
+    absolute = await post_bundle(client, "transaction", [entry("POST", "http://testserver/fhir/Patient", patient("A"))])
+    assert_outcome(absolute, 400, expression="Bundle.entry[0].request.url")  # it was a 404 "type 'fhir' unknown"
     twice = {**entry("POST", "Patient", patient("Twice")), "fullUrl": PATIENT_URN}
     assert_outcome(await post_bundle(client, "transaction", [twice, twice]), 400, expression="Bundle.entry[1].fullUrl")
     assert [e["resource"]["name"][0]["family"] for e in (await search(client, "Patient"))["entry"]] == ["Lower"]

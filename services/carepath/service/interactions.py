@@ -76,6 +76,8 @@ def interaction_from_url(
 ) -> Interaction:  # fmt: skip
     """Route a relative FHIR URL (as in Bundle.entry.request.url) to an interaction."""
     parts = urlsplit(url)
+    if parts.scheme or parts.netloc:  # Bundle.entry.request.url is relative to the base (R4 Bundle definition)
+        raise InvalidRequest(f"{url!r} must be relative to the server's base URL, e.g. 'Patient/123'")
     segments = [s for s in parts.path.strip("/").split("/") if s]
     query = parse_qsl(parts.query, keep_blank_values=True)
     method = method.upper()
