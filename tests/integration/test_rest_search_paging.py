@@ -33,6 +33,7 @@ async def test_id_and_total(client: httpx.AsyncClient) -> None:
     assert sorted(match_ids(await search(client, "Patient", _id=f"{a},{b}"))) == sorted([a, b])
     counted = await search(client, "Patient", _summary="count")
     assert counted["total"] == 3 and "entry" not in counted
+    assert link(counted, "self") == "http://testserver/fhir/Patient?_summary=count"  # the query it answered
     accurate = await search(client, "Patient", _count=1, _total="accurate")
     assert accurate["total"] == 3 and len(accurate["entry"]) == 1
     assert_outcome(await client.get("/fhir/Patient", params={"_count": "many"}), 400)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 from carepath.errors import Issue, operation_outcome
 from carepath.fhir.search.query import SearchQuery, parse_search
@@ -32,7 +33,8 @@ async def search_bundle(
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if query.summary == "count" or query.count == 0:  # R4 §3.1.1.5.4: _count=0 is treated as _summary=count
         bundle["total"] = await tx.count(query)
-        bundle["link"] = [{"relation": "self", "url": f"{base}/{res_type}"}]
+        query_string = f"?{urlencode(applied)}" if applied else ""
+        bundle["link"] = [{"relation": "self", "url": f"{base}/{res_type}{query_string}"}]
         return bundle
     rows = await tx.search(replace(query, count=query.count + 1))
     has_more = len(rows) > query.count
