@@ -41,6 +41,11 @@ async def test_prefer_return(client: httpx.AsyncClient) -> None:
     assert outcome.status_code == 201
     assert outcome.json()["resourceType"] == "OperationOutcome"
     assert outcome.json()["issue"][0]["severity"] == "information"
+    stored = full.json()
+    updated = await client.put(
+        f"/fhir/Patient/{stored['id']}", json=stored, headers={**HEADERS, "Prefer": "return=minimal"}
+    )
+    assert updated.status_code == 200 and updated.content == b"" and updated.headers["etag"] == 'W/"2"'
 
 
 async def test_request_errors_are_operation_outcomes(client: httpx.AsyncClient) -> None:
