@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_fhir_server import OUT_DIR, fresh_schema, machine, running_server
+from bench_fhir_server import OUT_DIR, Server, _with_cpu, fresh_schema, machine, running_server
 from fhir_load import HEADERS, Timing, expect, run_concurrent, run_sequential
 
 from carepath.canonical import BASE, CODESYSTEM_LOCAL
@@ -184,7 +184,7 @@ async def check_apply(base_url: str, plan_id: str, patients: int) -> None:
         raise RuntimeError(f"$apply did not behave: contained sizes {counts}, stored Tasks {tasks.json()}")
 
 
-async def measure(base_url: str, args: argparse.Namespace, plan_id: str) -> list[Timing]:
+async def measure(server: Server, args: argparse.Namespace, plan_id: str) -> list[Timing]:
     patients = itertools.cycle(range(args.patients))
     path = f"/fhir/PlanDefinition/{plan_id}/$apply"
 
@@ -195,12 +195,13 @@ async def measure(base_url: str, args: argparse.Namespace, plan_id: str) -> list
     def transient(client: httpx.AsyncClient) -> Any:
         return client.post(path, json=_parameters(next(patients), False), headers=HEADERS)
 
-    n, clients = args.concurrent, args.clients
+    url, n, clients = server.url, args.concurrent, args.clients
+    # Server CPU per request (from /proc) is the figure other load on a shared machine barely moves.
     return [
-        await run_sequential("persisted sequential", base_url, persisted, n=args.sequential, warmup=30),
-        await run_concurrent("persisted x8", base_url, persisted, n=n, clients=clients, warmup=2),
-        await run_sequential("transient sequential", base_url, transient, n=args.sequential, warmup=30),
-        await run_concurrent("transient x8", base_url, transient, n=n, clients=clients, warmup=2),
+        await _with_cpu(server, run_sequential("persisted sequential", url, persisted, n=args.sequential, warmup=30)),
+        await _with_cpu(server, run_concurrent("persisted x8", url, persisted, n=n, clients=clients, warmup=2)),
+        await _with_cpu(server, run_sequential("transient sequential", url, transient, n=args.sequential, warmup=30)),
+        await _with_cpu(server, run_concurrent("transient x8", url, transient, n=n, clients=clients, warmup=2)),
     ]
 
 
@@ -220,10 +221,12 @@ def verdicts(results: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
 
 
 def print_table(results: dict[str, dict[str, float]], checks: list[dict[str, Any]]) -> None:
-    print(f"\n{'operation':<22}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}{'req/s':>10}")
+    print(f"\n{'operation':<22}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}{'req/s':>10}"
+          f"{'cpu ms':>9}")  # fmt: skip
     for name, s in results.items():
         print(f"{name:<22}{s['n']:>6.0f}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['p99_ms']:>10.2f}"
-              f"{s['max_ms']:>10.1f}{s['requests_per_s']:>10.0f}")  # fmt: skip
+              f"{s['max_ms']:>10.1f}{s['requests_per_s']:>10.0f}"
+              f"{s.get('server_cpu_ms', float('nan')):>9.2f}")  # fmt: skip
     print()
     for c in checks:
         sign = ">=" if c["statistic"] == "requests_per_s" else "<="
@@ -236,12 +239,12 @@ async def main(argv: list[str] | None = None) -> int:
     OUT_DIR.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     log_path = OUT_DIR / f"{args.label}-{stamp}-server.log"
-    async with fresh_schema(args.database_url) as (schema, pg_version), running_server(args, schema, log_path) as url:
-        print(f"server {url}, schema {schema}; storing the pathway and {args.patients} patients", flush=True)
-        plan_id = await store_content(url, args.patients)
-        await check_apply(url, plan_id, args.patients)
+    async with fresh_schema(args.database_url) as (schema, pg_version), running_server(args, schema, log_path) as srv:
+        print(f"server {srv.url}, schema {schema}; storing the pathway and {args.patients} patients", flush=True)
+        plan_id = await store_content(srv.url, args.patients)
+        await check_apply(srv.url, plan_id, args.patients)
         load_before = os.getloadavg()[0]
-        timings = await measure(url, args, plan_id)
+        timings = await measure(srv, args, plan_id)
     # Other processes on the machine (test runs, builds) inflate the figures: the 1-minute load says how much.
     load = {"before_measuring": load_before, "after_measuring": os.getloadavg()[0]}
     results = {t.name: summarise(t) for t in timings}
