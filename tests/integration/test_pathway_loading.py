@@ -106,3 +106,15 @@ def test_cli_loads_and_reports(
     out = capsys.readouterr()
     assert "0 created" in out.out.splitlines()[-1] and "unchanged" in out.out
     assert "refused" in out.err and "new version" in out.err
+
+
+async def test_the_local_codesystem_is_served(repository: Repository) -> None:
+    await load_pathways(repository, PATHWAYS)
+    url = "https://fhir.carepath.dev/CodeSystem/cfp-local"
+    async with repository.reader() as tx:
+        by_url = await tx.search(parse_search("CodeSystem", [("url", url)]))
+        by_code = await tx.search(parse_search("CodeSystem", [("code", "tumor-board-review")]))
+        unknown = await tx.search(parse_search("CodeSystem", [("code", "no-such-code")]))
+    assert [s.json()["url"] for _, s in by_url] == [url]
+    assert [s.res_id for _, s in by_code] == [s.res_id for _, s in by_url]
+    assert unknown == []

@@ -9,10 +9,10 @@ from pydantic import ValidationError
 
 from carepath import jsonutil
 from carepath.errors import InvalidRequest, InvalidResource
-from carepath.fhir.models import is_supported, model_class
+from carepath.fhir.models import model_class
 
 # The definitional resources a pathway folder may hold (DESIGN.md, data flow 1), plus the CodeSystem of our local
-# codes: it is shipped content too, although the API does not serve CodeSystems.
+# codes: it is shipped content too, and the API serves it like the definitions.
 PATHWAY_TYPES = frozenset({"PlanDefinition", "ActivityDefinition", "Library", "Questionnaire", "CodeSystem"})
 
 
@@ -40,8 +40,3 @@ def load_pathway_files(directory: Path) -> list[dict[str, Any]]:
     if not directory.is_dir():
         raise InvalidResource(f"Pathway folder not found: {directory}", expression=(str(directory),))
     return [load_pathway_file(path) for path in sorted(directory.glob("*.json"))]
-
-
-def served_resources(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The resources the FHIR API stores (the CodeSystem is for terminology tools and is not served)."""
-    return [resource for resource in resources if is_supported(resource["resourceType"])]

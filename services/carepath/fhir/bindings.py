@@ -113,6 +113,13 @@ _RESOURCES: dict[str, Binding] = {
     "ActivityDefinition.priority": REQUEST_PRIORITY,
     "ActivityDefinition.participant.type": ACTION_PARTICIPANT_TYPE,
     "Library.status": PUBLICATION_STATUS,
+    "CodeSystem.status": PUBLICATION_STATUS,
+    "CodeSystem.hierarchyMeaning": _vs("codesystem-hierarchy-meaning", "grouped-by is-a part-of classified-with"),
+    "CodeSystem.content": _vs("codesystem-content-mode", "not-present example fragment complete supplement"),
+    "CodeSystem.filter.operator": _vs(
+        "filter-operator", "= is-a descendent-of is-not-a regex in not-in generalizes exists"
+    ),
+    "CodeSystem.property.type": _vs("concept-property-type", "code Coding string integer boolean dateTime decimal"),
     "Questionnaire.status": PUBLICATION_STATUS,
     # "question" is an abstract code of the item-type system: not selectable.
     "Questionnaire.item.type": _vs(

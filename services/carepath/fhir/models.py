@@ -8,7 +8,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 
 SUPPORTED_TYPES: tuple[str, ...] = (
-    "PlanDefinition", "ActivityDefinition", "Library", "Questionnaire", "CarePlan", "RequestGroup", "Task",
+    "PlanDefinition", "ActivityDefinition", "Library", "Questionnaire", "CodeSystem", "CarePlan", "RequestGroup", "Task",
     "ServiceRequest", "CommunicationRequest", "Communication", "Goal", "Patient", "Practitioner",
     "PractitionerRole", "Organization", "CareTeam", "Condition", "Observation", "MedicationRequest",
     "MedicationAdministration", "Procedure", "Provenance", "AuditEvent", "Subscription",

@@ -272,3 +272,11 @@ def test_a_codeable_concept_without_a_coding_from_the_bound_system_is_refused() 
 )  # fmt: skip
 def test_elements_without_a_required_binding_accept_other_codes(resource: dict[str, Any]) -> None:
     validate_resource(resource)
+
+
+def test_codesystem_content_mode_is_a_required_binding() -> None:
+    resource = {"resourceType": "CodeSystem", "status": "active", "content": "everything"}
+    with pytest.raises(InvalidResource) as caught:
+        validate_resource(resource)
+    assert [i.expression for i in caught.value.issues()] == [("CodeSystem.content",)]
+    validate_resource({**resource, "content": "complete"})
