@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from carepath.settings import Settings, get_settings
 
@@ -18,6 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the FHIR API (applies migrations and loads pathways first)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes (more than 1 needs PostgreSQL)")
     db = commands.add_parser("db", help="database administration")
     db.add_subparsers(dest="db_command", required=True).add_parser("upgrade", help="apply schema migrations")
     pathways = commands.add_parser("pathways", help="pathway definitions")
@@ -38,14 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
-        import uvicorn
-
-        from carepath.api.app import create_app
-
-        # No access log: formatting a log record per request costs more than a FHIR read itself. uvicorn picks
-        # uvloop and httptools (uvicorn[standard]) when they are installed.
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
-        return 0
+        return _serve(args, settings)
     if args.command == "db":
         from carepath.store.migrate import upgrade
 
@@ -57,6 +53,36 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from carepath.demo import run_demo
 
     return asyncio.run(run_demo(settings))
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from carepath.api.app import create_app
+    from carepath.store.database import is_sqlite
+    from carepath.store.migrate import upgrade
+
+    # No access log: formatting a log record per request costs more than a FHIR read itself. uvicorn picks
+    # uvloop and httptools (uvicorn[standard]) when they are installed.
+    options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": False}
+    if args.workers <= 1:
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    if is_sqlite(settings.effective_database_url):
+        print("--workers above 1 needs PostgreSQL: SQLite allows one writer process", file=sys.stderr)
+        return 2
+    # Migrate and load once here, so the workers do not race each other through the same DDL.
+    upgrade(settings.effective_database_url, settings.database_schema)
+    if (
+        settings.load_pathways_on_start
+        and settings.pathways_dir.is_dir()
+        and asyncio.run(_load_pathways(settings, settings.pathways_dir))
+    ):
+        return 1
+    os.environ["CAREPATH_MIGRATE_ON_START"] = "false"
+    os.environ["CAREPATH_LOAD_PATHWAYS_ON_START"] = "false"
+    uvicorn.run("carepath.api.app:create_app", factory=True, workers=args.workers, **options)
+    return 0
 
 
 async def _load_pathways(settings: Settings, directory: Path) -> int:

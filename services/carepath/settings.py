@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     max_page_size: int = 500
     pathways_dir: Path = Field(default=Path("pathways"), description="PlanDefinitions loaded at start-up")
     load_pathways_on_start: bool = True
+    migrate_on_start: bool = Field(default=True, description="apply schema migrations when the API starts")
     log_level: str = "INFO"
 
     @property

@@ -29,7 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = settings.effective_database_url
         if settings.auth == "off":
             log.warning("CAREPATH_AUTH=off: the API accepts unauthenticated requests (local development only)")
-        await upgrade_async(url, settings.database_schema)
+        if settings.migrate_on_start:
+            await upgrade_async(url, settings.database_schema)
         engine = create_engine(url, schema=settings.database_schema)
         repository = Repository(engine)
         app.state.carepath = AppState(settings, repository)
