@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_fhir_server import OUT_DIR, Server, _with_cpu, fresh_schema, machine, running_server
+from bench_fhir_server import OUT_DIR, Server, _with_cpu, fresh_schema, machine, running_server, verdicts
 from fhir_load import HEADERS, Timing, expect, run_concurrent, run_sequential
 
 from carepath.canonical import BASE, CODESYSTEM_LOCAL
@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--label", default="apply", help="names the JSON result file")
     parser.add_argument("--server-src", type=Path, help="a services/ folder to run the server from")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (`carepath serve --workers`)")
     parser.add_argument("--startup-timeout", type=float, default=120.0)
     return parser.parse_args(argv)
 
@@ -211,15 +212,6 @@ def summarise(timing: Timing) -> dict[str, float]:
     return summary
 
 
-def verdicts(results: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    out = []
-    for name, stat, limit, higher in TARGETS:
-        value = results[name][stat]
-        met = value >= limit if higher else value <= limit
-        out.append({"operation": name, "statistic": stat, "target": limit, "value": value, "met": met})
-    return out
-
-
 def print_table(results: dict[str, dict[str, float]], checks: list[dict[str, Any]]) -> None:
     print(f"\n{'operation':<22}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}{'req/s':>10}"
           f"{'cpu ms':>9}")  # fmt: skip
@@ -248,7 +240,7 @@ async def main(argv: list[str] | None = None) -> int:
     # Other processes on the machine (test runs, builds) inflate the figures: the 1-minute load says how much.
     load = {"before_measuring": load_before, "after_measuring": os.getloadavg()[0]}
     results = {t.name: summarise(t) for t in timings}
-    checks = verdicts(results)
+    checks = verdicts(results, TARGETS)
     print_table(results, checks)
     print(f"1-minute load average: {load['before_measuring']:.2f} before, {load['after_measuring']:.2f} after")
     report = {"label": args.label, "started": stamp, "machine": machine(pg_version),

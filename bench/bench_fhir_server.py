@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -69,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed-clients", type=int, default=2)
     parser.add_argument("--label", default="run", help="names the JSON result file")
     parser.add_argument("--server-src", type=Path, help="a services/ folder to run the server from")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (`carepath serve --workers`)")
     parser.add_argument("--startup-timeout", type=float, default=120.0)
     return parser.parse_args(argv)
 
@@ -85,12 +86,28 @@ class Server:
     pid: int
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU the server process has used (Linux /proc; None elsewhere)."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        """User + system CPU the server and its worker processes have used (Linux /proc; None elsewhere)."""
+        own = _proc_stat(self.pid)
+        if own is None:
             return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        workers = [stat for stat in map(_proc_stat, _children(self.pid)) if stat is not None]
+        return sum(int(f[11]) + int(f[12]) for f in [own, *workers]) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        stat = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat is not None and int(stat[1]) == pid:
+            found.append(int(entry.name))
+    return found
 
 
 def _raw_dsn(database_url: str) -> str:
@@ -126,7 +143,8 @@ async def running_server(args: argparse.Namespace, schema: str, log_path: Path) 
     }
     if args.server_src is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(args.server_src.resolve()), env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "carepath.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "carepath.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(args.workers)]  # fmt: skip
     with log_path.open("w") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -265,9 +283,12 @@ async def _with_cpu(server: Server, run: Awaitable[Timing]) -> Timing:
     return timing if before is None or after is None else replace(timing, server_cpu_s=after - before)
 
 
-def verdicts(results: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+def verdicts(
+    results: dict[str, dict[str, float]], targets: Sequence[tuple[str, str, float, bool]] = TARGETS
+) -> list[dict[str, Any]]:
+    """Each target (operation, statistic, limit, higher-is-better) with the measured value and whether it is met."""
     out = []
-    for name, stat, limit, higher in TARGETS:
+    for name, stat, limit, higher in targets:
         value = results[name][stat]
         met = value >= limit if higher else value <= limit
         out.append({"operation": name, "statistic": stat, "target": limit, "value": value, "met": met})

@@ -59,6 +59,16 @@ def link(bundle: dict[str, Any], relation: str) -> str | None:
     return next((x["url"] for x in bundle.get("link", []) if x["relation"] == relation), None)
 
 
+async def follow_pages(client: httpx.AsyncClient, first: dict[str, Any]) -> list[dict[str, Any]]:
+    """`first` and every page reached through its `next` links, in order (each fetch must answer 200)."""
+    pages = [first]
+    while (next_url := link(pages[-1], "next")) is not None:
+        response = await client.get(next_url)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+    return pages
+
+
 def assert_outcome(response: httpx.Response, status: int, *, expression: str | None = None) -> dict[str, Any]:
     """The response is an OperationOutcome error with `status` (and an issue naming `expression`)."""
     assert response.status_code == status, response.text

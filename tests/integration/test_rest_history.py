@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
-from rest_support import assert_outcome, create, link, patient, put, search
+from rest_support import assert_outcome, create, follow_pages, patient, put, search
 
 
 def methods(bundle: dict[str, Any]) -> list[tuple[str, str]]:
@@ -43,16 +43,8 @@ async def test_history_pages_follow_links(client: httpx.AsyncClient) -> None:
     created = await create(client, patient("Michel"))
     for n in range(4):
         await put(client, {**created, "birthDate": f"198{n}-01-01"})
-    page = await search(client, f"Patient/{created['id']}/_history", _count=2)
-    versions = []
-    while True:
-        versions += [e["resource"]["meta"]["versionId"] for e in page["entry"]]
-        next_url = link(page, "next")
-        if next_url is None:
-            break
-        response = await client.get(next_url)
-        assert response.status_code == 200
-        page = response.json()
+    pages = await follow_pages(client, await search(client, f"Patient/{created['id']}/_history", _count=2))
+    versions = [e["resource"]["meta"]["versionId"] for page in pages for e in page["entry"]]
     assert versions == ["5", "4", "3", "2", "1"]
 
 

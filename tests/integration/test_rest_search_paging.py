@@ -5,25 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from rest_support import assert_outcome, create, link, match_ids, patient, search, task
+from rest_support import assert_outcome, create, follow_pages, link, match_ids, patient, search, task
 
 
 async def test_paging_links_walk_every_match_once(client: httpx.AsyncClient) -> None:
     ids = [(await create(client, patient(f"Page{n}")))["id"] for n in range(7)]
-    page = await search(client, "Patient", _count=3, _sort="_id")
-    seen: list[str] = []
-    pages = 0
-    while True:
-        pages += 1
-        seen += match_ids(page)
-        next_url = link(page, "next")
-        if next_url is None:
-            break
-        response = await client.get(next_url)
-        assert response.status_code == 200
-        page = response.json()
-    assert pages == 3
-    assert seen == sorted(ids)
+    pages = await follow_pages(client, await search(client, "Patient", _count=3, _sort="_id"))
+    assert len(pages) == 3
+    assert [i for page in pages for i in match_ids(page)] == sorted(ids)
+    page = pages[-1]
     previous = await client.get(link(page, "previous") or "")
     assert match_ids(previous.json()) == sorted(ids)[3:6]
 

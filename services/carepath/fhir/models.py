@@ -8,8 +8,8 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 
 SUPPORTED_TYPES: tuple[str, ...] = (
-    "PlanDefinition", "ActivityDefinition", "Library", "Questionnaire", "CodeSystem", "CarePlan", "RequestGroup", "Task",
-    "ServiceRequest", "CommunicationRequest", "Communication", "Goal", "Patient", "Practitioner",
+    "PlanDefinition", "ActivityDefinition", "Library", "Questionnaire", "CodeSystem", "CarePlan", "RequestGroup",
+    "Task", "ServiceRequest", "CommunicationRequest", "Communication", "Goal", "Patient", "Practitioner",
     "PractitionerRole", "Organization", "CareTeam", "Condition", "Observation", "MedicationRequest",
     "MedicationAdministration", "Procedure", "Provenance", "AuditEvent", "Subscription",
 )  # fmt: skip
