@@ -21,12 +21,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from fhirpathpy.engine.nodes import FP_Type, ResourceNode
 
 from carepath.engine.context import ApplyContext
+from carepath.engine.timing import format_instant
 from carepath.errors import InvalidRequest, NotSupported
 from carepath.fhir.fhirpath import FhirPathError, evaluate, now_value, reference_stub
 
@@ -99,8 +101,19 @@ def to_fhir_value(item: Any) -> Any:
         unit = getattr(item, "unit", None)
         if unit is not None and hasattr(item, "value"):
             return {"value": item.value, "unit": unit.strip("'")}
-        return str(item)
-    return item
+        return _instant_text(str(item))
+    return _instant_text(item) if isinstance(item, str) else item
+
+
+_FULL_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _instant_text(text: str) -> str:
+    """A full date-time in the form the engine writes everywhere else (UTC, whole seconds), so a due date set by
+    a dynamicValue (`%now + 3 days`) reads like one computed from timing; partial dates and other text stay."""
+    if not _FULL_INSTANT.fullmatch(text):
+        return text
+    return format_instant(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 @dataclass

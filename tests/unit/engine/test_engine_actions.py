@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 
 import pytest
 from engine_support import (
@@ -182,6 +183,13 @@ def test_dynamic_values_on_nested_paths_leave_the_definition_untouched() -> None
     assert ad == before  # the stored ActivityDefinition is not written through the generated request
     (service,) = contained(first, "ServiceRequest")
     assert service["code"]["coding"][0]["code"] == "306313008"
+
+
+def test_a_due_date_set_by_a_dynamic_value_is_written_like_computed_ones() -> None:
+    ad = activity("due", dynamicValue=[{"path": "restriction.period.end", "expression": expr("%now + 3 days")}])
+    result = apply(plan(use(ad, "a")), [ad], now=datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC))
+    (task,) = contained(result, "Task")
+    assert task["restriction"]["period"]["end"] == "2026-03-04T09:30:15+00:00"
 
 
 def test_cql_dynamic_value_is_not_supported() -> None:
