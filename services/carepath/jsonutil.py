@@ -21,8 +21,8 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default)
+def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
+    return orjson.dumps(value, default=_default, option=orjson.OPT_SORT_KEYS if sort_keys else None)
 
 
 def loads(raw: bytes | str) -> Any:

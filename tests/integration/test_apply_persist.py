@@ -129,6 +129,16 @@ async def test_same_idempotency_key_returns_the_first_careplan(client: httpx.Asy
     assert len(await stored(client, "CarePlan")) == 2
 
 
+async def test_a_key_reused_for_another_request_is_refused(client: httpx.AsyncClient) -> None:
+    plan, first, _ = await _persisted(client, **{"Idempotency-Key": "reused"})
+    other_patient = await _frail_patient(client)
+    response = await post_apply(client, f"PlanDefinition/{plan['id']}", parameters(subject(other_patient), PERSIST),
+                                **{"Idempotency-Key": "reused"})  # fmt: skip
+    outcome = assert_outcome(response, 422)
+    assert "Idempotency-Key" in outcome["issue"][0]["diagnostics"]
+    assert [c["id"] for c in await stored(client, "CarePlan")] == [first["id"]]  # nothing new for the 2nd patient
+
+
 async def test_concurrent_calls_with_one_key_store_one_careplan(client: httpx.AsyncClient) -> None:
     plan = await store_pathway(client)
     patient_id = await _frail_patient(client)

@@ -41,24 +41,25 @@ async def apply_plan(
         raise InvalidRequest("$apply needs at least one 'subject' parameter", expression=("Parameters.parameter",))
     persisted = inputs.boolean("persist", False)
     scope = f"PlanDefinition/{plan_id or ''}/$apply:{idempotency_key}" if persisted and idempotency_key else None
+    fingerprint = inputs.fingerprint()
     # A transient apply writes nothing: a read-only transaction does not queue behind writers (SQLite).
     unit = repository.transaction() if persisted else repository.reader()
     try:
         async with unit as tx:
             # The retry check shares the write transaction: one BEGIN/COMMIT per call, not two.
-            earlier = await tx.idempotent_response(scope) if scope is not None else None
+            earlier = await tx.idempotent_response(scope, fingerprint) if scope is not None else None
             if earlier is not None:
                 return _replayed(earlier)
             definitions = await _plan(repository, tx, plan_id, inputs)
             results = [await _apply_one(tx, definitions, subject, inputs, now, persisted) for subject in subjects]
             response = _combine(results)
             if scope is not None:
-                await tx.remember_response(scope, response.status, jsonutil.dumps(response.body).decode())
+                await tx.remember_response(scope, fingerprint, response.status, jsonutil.dumps(response.body).decode())
     except IntegrityError:
         if scope is None:
             raise
         async with repository.reader() as tx:  # a concurrent call with the same key committed first: its answer
-            earlier = await tx.idempotent_response(scope)
+            earlier = await tx.idempotent_response(scope, fingerprint)
         if earlier is None:
             raise
         return _replayed(earlier)

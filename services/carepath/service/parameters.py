@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from carepath import jsonutil
 from carepath.errors import InvalidRequest
 
 
@@ -13,6 +15,10 @@ class OperationInput:
     """Each named parameter with all its values (value[x] unwrapped, or the resource)."""
 
     values: dict[str, list[Any]] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """A digest of every parameter and value, independent of key order (identifies a retried request)."""
+        return hashlib.sha256(jsonutil.dumps(self.values, sort_keys=True)).hexdigest()
 
     def all(self, name: str) -> list[Any]:
         return self.values.get(name, [])

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carepath import jsonutil
-from carepath.errors import Gone, InvalidRequest, NotFound, PreconditionFailed
+from carepath.errors import BusinessRuleViolation, Gone, InvalidRequest, NotFound, PreconditionFailed
 from carepath.fhir.models import is_supported
 from carepath.fhir.search.extract import extract_index
 from carepath.fhir.search.includes import IncludeSpec
@@ -204,13 +204,24 @@ class StoreTransaction:
             raise PreconditionFailed(f"If-None-Exist {criteria!r} matches more than one resource")
         return found[0][1] if found else None
 
-    async def idempotent_response(self, key: str) -> tuple[int, str] | None:
+    async def idempotent_response(self, key: str, request_hash: str) -> tuple[int, str] | None:
+        """The response first given under the client's key, if any; the key reused for another request is refused."""
         row = (await self._query(select(idempotency_key).where(idempotency_key.c.key == key))).first()
-        return None if row is None else (row.status, row.body)
+        if row is None:
+            return None
+        if row.request_hash != request_hash:
+            raise BusinessRuleViolation(
+                "This Idempotency-Key was already used for a different request; use a new key for a new request"
+            )
+        return row.status, row.body
 
-    async def remember_response(self, key: str, status: int, body: str) -> None:
+    async def remember_response(self, key: str, request_hash: str, status: int, body: str) -> None:
         """Store the response under the client's key; a concurrent duplicate fails here on the unique key."""
-        await self.conn.execute(insert(idempotency_key).values(key=key, created=utc_now(), status=status, body=body))
+        await self.conn.execute(
+            insert(idempotency_key).values(
+                key=key, created=utc_now(), status=status, body=body, request_hash=request_hash
+            )
+        )
 
     async def exists(self, res_type: str, res_id: str) -> bool:
         row = await self._current(res_type, res_id)

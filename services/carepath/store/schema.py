@@ -136,4 +136,5 @@ idempotency_key = Table(
     Column("status", Integer, nullable=False),
     Column("location", String(255), nullable=True),
     Column("body", Text, nullable=False),
+    Column("request_hash", String(64), nullable=True),  # sha256 of the request the key answered
 )
