@@ -21,11 +21,19 @@ import os
 import random
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_fhir_server import OUT_DIR, Server, _with_cpu, fresh_schema, machine, running_server, verdicts
+from bench_fhir_server import (
+    OUT_DIR,
+    Server,
+    _with_cpu,
+    add_server_arguments,
+    fresh_schema,
+    machine,
+    running_server,
+    verdicts,
+)
 from fhir_load import HEADERS, Timing, expect, run_concurrent, run_sequential
 
 from carepath.canonical import BASE, CODESYSTEM_LOCAL
@@ -43,15 +51,11 @@ LATEST = ".aggregate(iif($total.empty(), $this, iif($this.effective > $total.eff
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", required=True, help="postgresql+asyncpg://user@host:port/database")
+    add_server_arguments(parser, label="apply")
     parser.add_argument("--patients", type=int, default=200)
     parser.add_argument("--sequential", type=int, default=300, help="persisted calls timed one at a time")
     parser.add_argument("--concurrent", type=int, default=600, help="calls timed per concurrent run")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--label", default="apply", help="names the JSON result file")
-    parser.add_argument("--server-src", type=Path, help="a services/ folder to run the server from")
-    parser.add_argument("--workers", type=int, default=1, help="server processes (`carepath serve --workers`)")
-    parser.add_argument("--startup-timeout", type=float, default=120.0)
     return parser.parse_args(argv)
 
 

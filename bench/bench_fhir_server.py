@@ -57,7 +57,7 @@ TARGETS = [
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", required=True, help="postgresql+asyncpg://user@host:port/database")
+    add_server_arguments(parser, label="run")
     parser.add_argument("--tasks", type=int, default=100_000, help="Tasks stored before measuring")
     parser.add_argument("--owners", type=int, default=200, help="distinct Task owners (worklists)")
     parser.add_argument("--reads", type=int, default=2000)
@@ -67,11 +67,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients of the create throughput run")
     parser.add_argument("--seed-batch", type=int, default=500, help="Tasks per seeding transaction Bundle")
     parser.add_argument("--seed-clients", type=int, default=2)
-    parser.add_argument("--label", default="run", help="names the JSON result file")
+    return parser.parse_args(argv)
+
+
+def add_server_arguments(parser: argparse.ArgumentParser, *, label: str) -> None:
+    """The options of every benchmark that runs the real server (`running_server`)."""
+    parser.add_argument("--database-url", required=True, help="postgresql+asyncpg://user@host:port/database")
+    parser.add_argument("--label", default=label, help="names the JSON result file")
     parser.add_argument("--server-src", type=Path, help="a services/ folder to run the server from")
     parser.add_argument("--workers", type=int, default=1, help="server processes (`carepath serve --workers`)")
     parser.add_argument("--startup-timeout", type=float, default=120.0)
-    return parser.parse_args(argv)
 
 
 def free_port() -> int:
