@@ -134,7 +134,6 @@ idempotency_key = Table(
     Column("key", String(255), primary_key=True),  # scope + client key
     Column("created", DateTime(), nullable=False),
     Column("status", Integer, nullable=False),
-    Column("location", String(255), nullable=True),
     Column("body", Text, nullable=False),
     Column("request_hash", String(64), nullable=True),  # sha256 of the request the key answered
 )
