@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from carepath.fhir.models import SUPPORTED_TYPES
+from carepath.fhir.models import SUPPORTED_TYPES, model_class
 from carepath.fhir.search.definitions import params_for
 from carepath.settings import Settings
 
@@ -85,3 +86,22 @@ def test_due_date_search_parameter_equals_the_bundle_entry() -> None:
     assert (standalone["code"], standalone["expression"], standalone["base"]) == (
         "due-date", "Task.restriction.period.end", ["Task"],
     )  # fmt: skip
+
+
+def test_every_carepath_extension_in_use_is_defined_in_contracts() -> None:
+    """Integrators get a StructureDefinition for each extension our pathways and code write or read."""
+    pattern = re.compile(r"https://fhir\.carepath\.dev/StructureDefinition/([A-Za-z0-9-]+)")
+    sources = [*sorted((REPO / "pathways").glob("*.json")), *sorted((REPO / "services").rglob("*.py"))]
+    used = {m for path in sources for m in pattern.findall(path.read_text(encoding="utf-8"))}
+    used |= {m for path in sorted((REPO / "services").rglob("*.py"))
+             for m in re.findall(r'extension_url\("([A-Za-z0-9-]+)"\)', path.read_text(encoding="utf-8"))}  # fmt: skip
+    defined = {}
+    for path in sorted((CONTRACTS / "extensions").glob("*.json")):
+        definition = json.loads(path.read_text(encoding="utf-8"))
+        model_class("StructureDefinition").model_validate(definition)  # a valid R4 StructureDefinition
+        defined[definition["id"]] = definition
+    assert used, "no carepath extension found: the search pattern is wrong"
+    assert sorted(used - defined.keys()) == []
+    for name in used:
+        assert defined[name]["url"] == f"https://fhir.carepath.dev/StructureDefinition/{name}"
+        assert defined[name]["type"] == "Extension" and defined[name]["fhirVersion"] == "4.0.1"
