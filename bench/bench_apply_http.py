@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import random
 import uuid
@@ -33,6 +32,7 @@ from bench_fhir_server import (
     machine,
     running_server,
     verdicts,
+    write_report,
 )
 from fhir_load import HEADERS, Timing, expect, run_concurrent, run_sequential
 
@@ -250,9 +250,7 @@ async def main(argv: list[str] | None = None) -> int:
     report = {"label": args.label, "started": stamp, "machine": machine(pg_version),
               "config": {k: str(v) for k, v in vars(args).items() if k != "database_url"},
               "load_average_1min": load, "results": results, "targets": checks}  # fmt: skip
-    path = OUT_DIR / f"{args.label}-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(f"\nwritten {path}")
+    write_report(report, f"{args.label}-{stamp}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Engine-only benchmark: a 20-action pathway with 30 FHIRPath conditions over a 200-resource patient Bundle.
 
-Run: /tmp/venv/bin/python bench/bench_engine.py [runs] [--fhirpathpy]   (in-process, no network; median, p95)
+Run: python bench/bench_engine.py [runs] [--fhirpathpy]   (in-process, no network; median, p95)
 `--fhirpathpy` evaluates every expression with fhirpathpy alone (compiled FHIRPath off), for before/after figures.
 
 The pathway reads the data the recommended way: a few plan-level named variables pull the facts out of the

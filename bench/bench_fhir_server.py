@@ -288,6 +288,14 @@ async def _with_cpu(server: Server, run: Awaitable[Timing]) -> Timing:
     return timing if before is None or after is None else replace(timing, server_cpu_s=after - before)
 
 
+def write_report(report: dict[str, Any], name: str) -> Path:
+    """The run's figures as JSON under bench/out/ (git-ignored)."""
+    path = OUT_DIR / f"{name}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\nwritten {path}")
+    return path
+
+
 def verdicts(
     results: dict[str, dict[str, float]], targets: Sequence[tuple[str, str, float, bool]] = TARGETS
 ) -> list[dict[str, Any]]:
@@ -353,9 +361,7 @@ async def main(argv: list[str] | None = None) -> int:
         "results": results,
         "targets": checks,
     }
-    path = OUT_DIR / f"{args.label}-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(f"\nwritten {path}")
+    write_report(report, f"{args.label}-{stamp}")
     return 0
 
 

@@ -53,14 +53,9 @@ async def run_demo(settings: Settings) -> int:
 
 
 async def _store_patient(repository: Repository, case: PatientCase, now: datetime) -> None:
-    """Upsert the sample record (PUT with its own ids, so a re-run does not duplicate patients)."""
-    entries = [
-        {"resource": e["resource"],
-         "request": {"method": "PUT", "url": f"{e['resource']['resourceType']}/{e['resource']['id']}"}}
-        for e in case.bundle(now)["entry"]
-    ]  # fmt: skip
+    """Upsert the sample record, so a re-run does not duplicate patients."""
     async with repository.transaction() as tx:
-        await run_transaction(tx, entries, "")
+        await run_transaction(tx, case.upsert(now)["entry"], "")
 
 
 async def _apply_and_describe(repository: Repository, plan: dict[str, Any], case: PatientCase, now: datetime) -> str:

@@ -1,6 +1,6 @@
 """Helpers for the `$apply` HTTP tests: a small pathway written for them, Parameters builders, store look-ups.
 
-Codes come from /work/shared/clinical/treatment-failure-pathway.md through `carepath.content.codes` (LOINC
+Codes come from shared/clinical/treatment-failure-pathway.md through `carepath.content.codes` (LOINC
 89247-1 ECOG, SNOMED 306237005 referral to palliative care service); identifiers use our own canonical base.
 """
 

@@ -1,6 +1,6 @@
 """Helpers for the HTTP integration tests: FHIR headers, small resource builders, and outcome checks.
 
-Codes used here come from /work/shared/clinical/treatment-failure-pathway.md (LOINC 89247-1 ECOG performance
+Codes used here come from shared/clinical/treatment-failure-pathway.md (LOINC 89247-1 ECOG performance
 status, SNOMED CT 254637007 non-small cell lung cancer); identifiers use an example.org system.
 """
 

@@ -34,12 +34,7 @@ async def test_shipped_pathway_for_a_sample_patient(
 ) -> None:
     with_pathways = settings.model_copy(update={"load_pathways_on_start": True, "pathways_dir": PATHWAYS})
     async with make_client(with_pathways) as client:
-        record = sample_case("P01").bundle(datetime.now(UTC))
-        entries = [{"resource": e["resource"],
-                    "request": {"method": "PUT", "url": f"{e['resource']['resourceType']}/{e['resource']['id']}"}}
-                   for e in record["entry"]]  # fmt: skip
-        response = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction",
-                                                    "entry": entries}, headers=HEADERS)  # fmt: skip
+        response = await client.post("/fhir", json=sample_case("P01").upsert(datetime.now(UTC)), headers=HEADERS)
         assert response.status_code == 200, response.text
         body = parameters(("url", {"valueUri": PLAN_URL}), subject("P01"), PERSIST)
         careplan = await apply_ok(client, "PlanDefinition", body)

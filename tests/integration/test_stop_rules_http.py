@@ -2,43 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from carepath.content import codes
 from carepath.content.samples import sample_case
-from carepath.service.pathways import load_pathways
 from carepath.settings import Settings
-from carepath.store.database import create_engine
-from carepath.store.repository import Repository
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 PATHWAYS = Path(__file__).resolve().parents[2] / "pathways"
+PLAN_URL = "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
 THERAPY_CODES = {"183541002", "306313008", "306318004", "306256000", "immunotherapy-eligibility-review",
                  "targeted-therapy-review", "clinical-trial-screening"}  # fmt: skip
 
 
-async def _start_pathway(client: httpx.AsyncClient, settings: Settings, key: str) -> str:
-    """Load the shipped pathway, store the sample patient `key`, apply with persist; returns Patient/<key>."""
-    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
-    try:
-        await load_pathways(Repository(engine), PATHWAYS)
-    finally:
-        await engine.dispose()
-    entries = [{"resource": e["resource"], "request": {"method": "PUT",
-                "url": f"{e['resource']['resourceType']}/{e['resource']['id']}"}}
-               for e in sample_case(key).bundle(datetime.now(UTC))["entry"]]  # fmt: skip
-    response = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
-                                 headers=FHIR_JSON)  # fmt: skip
+@pytest.fixture
+async def pathway_client(
+    settings: Settings, make_client: Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with the shipped pathways loaded at start-up, as `carepath serve` does."""
+    async with make_client(settings.model_copy(update={"load_pathways_on_start": True, "pathways_dir": PATHWAYS})) as c:
+        yield c
+
+
+async def _start_pathway(client: httpx.AsyncClient, key: str) -> str:
+    """Store the sample patient `key` and apply the shipped pathway with persist; returns Patient/<key>."""
+    response = await client.post("/fhir", json=sample_case(key).upsert(datetime.now(UTC)), headers=FHIR_JSON)
     assert response.status_code == 200, response.text
-    plan = (await client.get("/fhir/PlanDefinition?name=ChemoFailureFollowUp")).json()
-    plan_id = next(e["resource"]["id"] for e in plan.get("entry", []))
-    params = {"resourceType": "Parameters", "parameter": [{"name": "subject", "valueString": f"Patient/{key}"},
+    params = {"resourceType": "Parameters", "parameter": [{"name": "url", "valueUri": PLAN_URL},
+                                                           {"name": "subject", "valueString": f"Patient/{key}"},
                                                            {"name": "persist", "valueBoolean": True}]}  # fmt: skip
-    applied = await client.post(f"/fhir/PlanDefinition/{plan_id}/$apply", json=params, headers=FHIR_JSON)
+    applied = await client.post("/fhir/PlanDefinition/$apply", json=params, headers=FHIR_JSON)
     assert applied.status_code == 200 and applied.json()["resourceType"] == "CarePlan", applied.text
     return f"Patient/{key}"
 
@@ -58,31 +58,33 @@ def _codes_of(task: dict[str, Any], requests: dict[str, dict[str, Any]]) -> set[
     return {c.get("code") for c in work.get("code", {}).get("coding", [])}
 
 
-async def test_death_cancels_every_open_task(client: httpx.AsyncClient, settings: Settings) -> None:
-    patient = await _start_pathway(client, settings, "P01")
-    before = await _tasks(client, patient)
+async def test_death_cancels_every_open_task(pathway_client: httpx.AsyncClient) -> None:
+    patient = await _start_pathway(pathway_client, "P01")
+    before = await _tasks(pathway_client, patient)
     assert before and all(t["status"] in ("requested", "draft") for t in before)
-    current = (await client.get(f"/fhir/{patient}")).json()
-    response = await client.put(f"/fhir/{patient}", json={**current, "deceasedBoolean": True}, headers=FHIR_JSON)
+    current = (await pathway_client.get(f"/fhir/{patient}")).json()
+    response = await pathway_client.put(
+        f"/fhir/{patient}", json={**current, "deceasedBoolean": True}, headers=FHIR_JSON
+    )
     assert response.status_code == 200
-    after = await _tasks(client, patient)
+    after = await _tasks(pathway_client, patient)
     assert len(after) == len(before)
     assert {t["status"] for t in after} == {"cancelled"}
     assert all(t["statusReason"]["coding"][0]["code"] == codes.DEATH for t in after)
 
 
 async def test_refusal_suspends_therapy_assessments_and_keeps_supportive_care(
-    client: httpx.AsyncClient, settings: Settings
+    pathway_client: httpx.AsyncClient,
 ) -> None:
-    patient = await _start_pathway(client, settings, "P01")
+    patient = await _start_pathway(pathway_client, "P01")
     refusal = {
         "resourceType": "MedicationRequest", "status": "stopped", "intent": "order", "subject": {"reference": patient},
         "medicationCodeableConcept": {"text": "second-line chemotherapy"},
         "statusReason": {"coding": [{"system": codes.SNOMED, "code": codes.PATIENT_REFUSAL}]},
     }  # fmt: skip
-    assert (await client.post("/fhir/MedicationRequest", json=refusal, headers=FHIR_JSON)).status_code == 201
-    requests = await _requests(client, patient)
-    tasks = await _tasks(client, patient)
+    assert (await pathway_client.post("/fhir/MedicationRequest", json=refusal, headers=FHIR_JSON)).status_code == 201
+    requests = await _requests(pathway_client, patient)
+    tasks = await _tasks(pathway_client, patient)
     therapy = [t for t in tasks if _codes_of(t, requests) & THERAPY_CODES]
     others = [t for t in tasks if not _codes_of(t, requests) & THERAPY_CODES]
     assert therapy and others
@@ -90,20 +92,18 @@ async def test_refusal_suspends_therapy_assessments_and_keeps_supportive_care(
     assert "on-hold" not in {t["status"] for t in others}
 
 
-async def test_improvement_asks_the_coordinator_and_cancels_nothing(
-    client: httpx.AsyncClient, settings: Settings
-) -> None:
-    patient = await _start_pathway(client, settings, "P02")
-    before = {t["id"]: t["status"] for t in await _tasks(client, patient)}
+async def test_improvement_asks_the_coordinator_and_cancels_nothing(pathway_client: httpx.AsyncClient) -> None:
+    patient = await _start_pathway(pathway_client, "P02")
+    before = {t["id"]: t["status"] for t in await _tasks(pathway_client, patient)}
     improved = {
         "resourceType": "Observation", "status": "final", "subject": {"reference": patient},
         "code": {"coding": [{"system": codes.LOINC, "code": codes.DISEASE_STATUS}]},
         "effectiveDateTime": datetime.now(UTC).isoformat(),
         "valueCodeableConcept": {"coding": [{"system": codes.SNOMED, "code": codes.IMPROVED}]},
     }  # fmt: skip
-    created = await client.post("/fhir/Observation", json=improved, headers=FHIR_JSON)
+    created = await pathway_client.post("/fhir/Observation", json=improved, headers=FHIR_JSON)
     assert created.status_code == 201
-    after = {t["id"]: t for t in await _tasks(client, patient)}
+    after = {t["id"]: t for t in await _tasks(pathway_client, patient)}
     assert {i: after[i]["status"] for i in before} == before  # nothing changed status
     review = [t for i, t in after.items() if i not in before]
     assert len(review) == 1
@@ -111,5 +111,7 @@ async def test_improvement_asks_the_coordinator_and_cancels_nothing(
     assert "improved" in review[0]["description"]
     # Writing the same event again does not pile up review Tasks.
     again = {**created.json()}
-    assert (await client.put(f"/fhir/Observation/{again['id']}", json=again, headers=FHIR_JSON)).status_code == 200
-    assert len(await _tasks(client, patient)) == len(after)
+    assert (
+        await pathway_client.put(f"/fhir/Observation/{again['id']}", json=again, headers=FHIR_JSON)
+    ).status_code == 200
+    assert len(await _tasks(pathway_client, patient)) == len(after)

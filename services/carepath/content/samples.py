@@ -93,6 +93,13 @@ class PatientCase:
             builder.observation(obs)
         return builder.bundle()
 
+    def upsert(self, now: datetime) -> dict[str, Any]:
+        """The record as a transaction Bundle of PUTs with its own ids: storing it twice duplicates nothing."""
+        entries = [{"resource": e["resource"],
+                    "request": {"method": "PUT", "url": f"{e['resource']['resourceType']}/{e['resource']['id']}"}}
+                   for e in self.bundle(now)["entry"]]  # fmt: skip
+        return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
 
 def _disease_status(trend: str, days_ago: float) -> Obs:
     evidence = {"url": codes.EVIDENCE_TYPE_EXT, "valueCodeableConcept": concept(codes.SNOMED, codes.IMAGING)}

@@ -223,10 +223,6 @@ class StoreTransaction:
             )
         )
 
-    async def exists(self, res_type: str, res_id: str) -> bool:
-        row = await self._current(res_type, res_id)
-        return row is not None and not row.deleted
-
     async def history(
         self, res_type: str | None, res_id: str | None, *, since: datetime | None, count: int, offset: int
     ) -> tuple[list[StoredResource], int]:

@@ -44,7 +44,7 @@ def _normal(value: Any) -> Any:
 def _outcome(run: Callable[[], Any]) -> Any:
     try:
         return run()
-    except Exception:
+    except Exception:  # fhirpathpy signals every evaluation error with a bare Exception; raising is the outcome
         return _RAISED
 
 
