@@ -54,7 +54,7 @@ async def _crud(request: Request, it: Interaction) -> Response:
 async def _search(request: Request, res_type: str | None, query: list[tuple[str, str]]) -> Response:
     check_acceptable(request)
     state = app_state(request)
-    strict = prefer(request, "handling") != "lenient"
+    strict = prefer(request, "handling") == "strict"
     async with state.repository.reader() as tx:
         bundle = await search_bundle(
             tx, res_type, query, base_url(request, state.settings.base_url), state.settings, strict=strict
@@ -73,7 +73,8 @@ async def batch_or_transaction(request: Request) -> Response:
     check_acceptable(request)
     state = app_state(request)
     body = await read_resource_body(request, state.settings.max_request_bytes)
-    bundle = await process_bundle(state.repository, body, base_url(request, state.settings.base_url))
+    bundle = await process_bundle(state.repository, body, base_url(request, state.settings.base_url),
+                                  strict_search=prefer(request, "handling") == "strict")  # fmt: skip
     return json_response(bundle)
 
 

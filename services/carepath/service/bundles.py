@@ -22,7 +22,10 @@ from carepath.store.repository import Repository, StoreTransaction, new_id
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 
-async def process_bundle(repository: Repository, bundle: dict[str, Any], base: str) -> dict[str, Any]:
+async def process_bundle(
+    repository: Repository, bundle: dict[str, Any], base: str, *, strict_search: bool = False
+) -> dict[str, Any]:
+    """`strict_search`: the searches among the entries refuse unknown parameters (`Prefer: handling=strict`)."""
     if bundle.get("resourceType") != "Bundle":
         raise InvalidRequest(
             "POST to the base URL takes a Bundle of type batch or transaction", expression=("resourceType",)
@@ -34,17 +37,19 @@ async def process_bundle(repository: Repository, bundle: dict[str, Any], base: s
     if not isinstance(entries, list):
         raise InvalidRequest("Bundle.entry must be an array", expression=("Bundle.entry",))
     if kind == "transaction":
-        return await _transaction(repository, entries, base)
-    return await _batch(repository, entries, base)
+        return await _transaction(repository, entries, base, strict_search)
+    return await _batch(repository, entries, base, strict_search)
 
 
-async def _transaction(repository: Repository, entries: list[Any], base: str) -> dict[str, Any]:
+async def _transaction(repository: Repository, entries: list[Any], base: str, strict: bool) -> dict[str, Any]:
     async with repository.transaction() as tx:
-        results = await run_transaction(tx, entries, base)
+        results = await run_transaction(tx, entries, base, strict_search=strict)
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
 
 
-async def run_transaction(tx: StoreTransaction, entries: list[Any], base: str) -> list[dict[str, Any]]:
+async def run_transaction(
+    tx: StoreTransaction, entries: list[Any], base: str, *, strict_search: bool = False
+) -> list[dict[str, Any]]:
     """The entries of a transaction inside an open store transaction; their response entries, in entry order."""
     interactions = [_entry_interaction(i, e) for i, e in enumerate(entries)]
     ids = _assign_ids(entries, interactions)
@@ -53,7 +58,7 @@ async def run_transaction(tx: StoreTransaction, entries: list[Any], base: str) -
         # Rewritten only now: a conditional create's fullUrl is known once it has run (created or matched).
         it = _rewrite(entries[index], interactions[index], ids)
         try:
-            outcome = await _run(tx, it, base)
+            outcome = await _run(tx, it, base, strict_search)
         except CarepathError as exc:
             exc.expression = exc.expression or (f"Bundle.entry[{index}]",)
             exc.diagnostics = f"Bundle.entry[{index}]: {exc.diagnostics}"
@@ -71,21 +76,22 @@ def _run_order(entry: Any, it: Interaction) -> tuple[int, int]:
     return _ORDER[_method(entry)], 0 if it.if_none_exist is not None else 1
 
 
-async def _batch(repository: Repository, entries: list[Any], base: str) -> dict[str, Any]:
+async def _batch(repository: Repository, entries: list[Any], base: str, strict: bool) -> dict[str, Any]:
     results = []
     for index, entry in enumerate(entries):
         try:
             it = _entry_interaction(index, entry)
             async with repository.transaction() as tx:
-                results.append(_response_entry(await _run(tx, it, base), base))
+                results.append(_response_entry(await _run(tx, it, base, strict), base))
         except CarepathError as exc:
             results.append({"response": {"status": str(exc.status), "outcome": operation_outcome(exc.issues())}})
     return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
 
 
-async def _run(tx: StoreTransaction, it: Interaction, base: str) -> Outcome:
+async def _run(tx: StoreTransaction, it: Interaction, base: str, strict_search: bool) -> Outcome:
     if it.kind == "search":
-        return Outcome(200, body=await search_bundle(tx, it.res_type, it.query, base, get_settings()))
+        bundle = await search_bundle(tx, it.res_type, it.query, base, get_settings(), strict=strict_search)
+        return Outcome(200, body=bundle)
     if it.kind in ("read", "vread", "create", "update", "delete"):
         return await execute_crud(tx, it)
     raise InvalidRequest(f"{it.kind} is not supported inside a Bundle")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from carepath.errors import InvalidRequest, MethodNotAllowed, NotFound
-from carepath.fhir.models import is_supported
+from carepath.fhir.models import is_supported, unsupported_reason
 from carepath.service.stop_rules import apply_stop_rules
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
@@ -60,7 +60,7 @@ def parse_if_match(value: str | None) -> int | None:
 
 def check_type(res_type: str) -> str:
     if not is_supported(res_type):
-        raise NotFound(f"Resource type {res_type!r} is not supported by this server")
+        raise NotFound(unsupported_reason(res_type))
     return res_type
 
 
