@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from carepath import __version__
 from carepath.api import operations, rest
 from carepath.api.errors import install_error_handlers
+from carepath.api.middleware import HttpConventions
 from carepath.api.state import AppState
 from carepath.settings import Settings, get_settings
 from carepath.store.database import create_engine
@@ -44,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await engine.dispose()
 
-    app = FastAPI(title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                  redirect_slashes=False)  # fmt: skip
+    app.add_middleware(HttpConventions)
     install_error_handlers(app)
     app.include_router(operations.router)
     app.include_router(rest.router)

@@ -6,6 +6,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from carepath.api.http import (
     base_url,
@@ -19,7 +20,7 @@ from carepath.api.http import (
 from carepath.api.state import app_state
 from carepath.errors import NotFound
 from carepath.service.bundles import process_bundle
-from carepath.service.capability import capability_statement
+from carepath.service.capability import capability_statement, versions_parameters
 from carepath.service.history import history_bundle
 from carepath.service.interactions import (
     Interaction,
@@ -30,6 +31,15 @@ from carepath.service.interactions import (
 )
 from carepath.service.search import search_bundle
 
+
+class _TypeSegment(StringConvertor):
+    """`{res_type:fhirtype}` matches resource-type-shaped segments only (R4 type names start upper-case), so
+    `metadata`, `_history` and `$versions` are never taken for a type: `POST /fhir/metadata` is a 405, not 404."""
+
+    regex = "[A-Z][A-Za-z0-9]*"
+
+
+register_url_convertor("fhirtype", _TypeSegment())
 router = APIRouter(prefix="/fhir")
 
 
@@ -68,6 +78,13 @@ async def metadata(request: Request) -> Response:
     return json_response(capability_statement(base_url(request, app_state(request).settings.base_url)))
 
 
+@router.get("/$versions")
+async def versions(request: Request) -> Response:
+    """R4's `$versions` operation: the FHIR versions served, and the default."""
+    check_acceptable(request)
+    return json_response(versions_parameters())
+
+
 @router.post("")
 async def batch_or_transaction(request: Request) -> Response:
     check_acceptable(request)
@@ -98,12 +115,12 @@ async def _history(request: Request, res_type: str | None, res_id: str | None) -
     return json_response(bundle)
 
 
-@router.get("/{res_type}")
+@router.get("/{res_type:fhirtype}")
 async def search_type(request: Request, res_type: str) -> Response:
     return await _search(request, check_type(res_type), list(request.query_params.multi_items()))
 
 
-@router.post("/{res_type}/_search")
+@router.post("/{res_type:fhirtype}/_search")
 async def search_post(request: Request, res_type: str) -> Response:
     check_type(res_type)
     form = (await read_limited(request, app_state(request).settings.max_request_bytes)).decode()
@@ -111,7 +128,7 @@ async def search_post(request: Request, res_type: str) -> Response:
     return await _search(request, res_type, query)
 
 
-@router.post("/{res_type}")
+@router.post("/{res_type:fhirtype}")
 async def create(request: Request, res_type: str) -> Response:
     check_type(res_type)
     body = await read_resource_body(request, app_state(request).settings.max_request_bytes)
@@ -119,17 +136,17 @@ async def create(request: Request, res_type: str) -> Response:
     return await _crud(request, it)
 
 
-@router.get("/{res_type}/_history")
+@router.get("/{res_type:fhirtype}/_history")
 async def history_type(request: Request, res_type: str) -> Response:
     return await _history(request, check_type(res_type), None)
 
 
-@router.get("/{res_type}/{res_id}")
+@router.get("/{res_type:fhirtype}/{res_id}")
 async def read(request: Request, res_type: str, res_id: str) -> Response:
     return await _crud(request, Interaction("read", check_type(res_type), _id(res_id)))
 
 
-@router.put("/{res_type}/{res_id}")
+@router.put("/{res_type:fhirtype}/{res_id}")
 async def update(request: Request, res_type: str, res_id: str) -> Response:
     check_type(res_type)
     body = await read_resource_body(request, app_state(request).settings.max_request_bytes)
@@ -139,17 +156,17 @@ async def update(request: Request, res_type: str, res_id: str) -> Response:
     return await _crud(request, it)
 
 
-@router.delete("/{res_type}/{res_id}")
+@router.delete("/{res_type:fhirtype}/{res_id}")
 async def delete(request: Request, res_type: str, res_id: str) -> Response:
     return await _crud(request, Interaction("delete", check_type(res_type), _id(res_id)))
 
 
-@router.get("/{res_type}/{res_id}/_history")
+@router.get("/{res_type:fhirtype}/{res_id}/_history")
 async def history_instance(request: Request, res_type: str, res_id: str) -> Response:
     return await _history(request, check_type(res_type), _id(res_id))
 
 
-@router.get("/{res_type}/{res_id}/_history/{version}")
+@router.get("/{res_type:fhirtype}/{res_id}/_history/{version}")
 async def vread(request: Request, res_type: str, res_id: str, version: str) -> Response:
     if not (version.isascii() and version.isdigit()):
         raise NotFound(f"Version {version!r} does not exist")

@@ -43,9 +43,18 @@ def capability_statement(base: str) -> dict[str, Any]:
                     {"name": "_lastUpdated", "type": "date",
                      "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
                 ],
+                "operation": [{"name": op.name, "definition": op.definition}
+                              for op in OPERATIONS if not op.resource_types],
             }
         ],
     }  # fmt: skip
+
+
+def versions_parameters() -> dict[str, Any]:
+    """The answer of `$versions` (R4 CapabilityStatement-versions): the versions served, as major.minor."""
+    served = FHIR_VERSION.rsplit(".", 1)[0]  # "4.0.1" -> "4.0"
+    parameters = [{"name": "version", "valueCode": served}, {"name": "default", "valueCode": served}]
+    return {"resourceType": "Parameters", "parameter": parameters}
 
 
 def _resource(res_type: str) -> dict[str, Any]:
