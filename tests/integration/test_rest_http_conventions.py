@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from rest_support import HEADERS, assert_outcome, create, patient
@@ -101,3 +103,18 @@ async def test_head_is_served_wherever_get_is(client: httpx.AsyncClient) -> None
         assert head.headers.get("etag") == got.headers.get("etag"), path
     missing = await client.head("/fhir/Patient/not-there")
     assert missing.status_code == 404 and missing.content == b""
+
+
+async def test_docs_work_offline(client: httpx.AsyncClient) -> None:
+    """The API explorer must load in a hospital network without internet: every asset /docs names is ours."""
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assets += re.findall(r"""url: ?["']([^"']+)["']""", page.text)
+    assert assets, page.text
+    assert all(a.startswith("/") for a in assets), assets  # no http(s):// CDN
+    for asset in assets:
+        response = await client.get(asset)
+        assert response.status_code == 200, asset
+        assert response.content, asset
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import Response
 
 from carepath import __version__
@@ -45,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await engine.dispose()
 
-    app = FastAPI(title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None,
-                  redirect_slashes=False)  # fmt: skip
+    # FastAPIOffline: /docs loads Swagger UI from assets shipped in the fastapi-offline package, not from a CDN,
+    # so the API explorer works in a hospital network without internet access.
+    app = FastAPIOffline(title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                         redirect_slashes=False)  # fmt: skip
     app.add_middleware(HttpConventions)
     install_error_handlers(app)
     app.include_router(operations.router)
