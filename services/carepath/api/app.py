@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 
 from carepath import __version__
 from carepath.api import operations, rest
