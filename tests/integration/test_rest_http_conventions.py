@@ -36,7 +36,7 @@ async def test_every_path_with_a_trailing_slash_is_served_directly(client: httpx
     [
         ("POST", "/fhir/metadata", "GET, HEAD"),
         ("DELETE", "/fhir/metadata", "GET, HEAD"),
-        ("POST", "/fhir/Patient/abc", "GET, PUT, DELETE, HEAD"),
+        ("POST", "/fhir/Patient/abc", "GET, PUT, PATCH, DELETE, HEAD"),
         ("PUT", "/fhir/Patient/abc/_history/1", "GET, HEAD"),
         ("DELETE", "/fhir/$versions", "GET, HEAD"),
     ],

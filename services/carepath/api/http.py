@@ -16,6 +16,7 @@ from carepath.errors import (
     UnsupportedMediaType,
     operation_outcome,
 )
+from carepath.fhir.patch import JSON_PATCH, Patch, patch_from_body
 from carepath.service.interactions import Outcome
 from carepath.store.records import http_date
 
@@ -80,6 +81,17 @@ async def read_resource_body(request: Request, max_bytes: int) -> dict[str, Any]
     return jsonutil.loads_resource(await read_limited(request, max_bytes))
 
 
+async def read_patch_body(request: Request, max_bytes: int) -> Patch:
+    """A PATCH body: `application/json-patch+json` (JSON Patch) or FHIR JSON (a FHIRPath Patch Parameters)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == JSON_PATCH:
+        return patch_from_body(content_type, jsonutil.loads(await read_limited(request, max_bytes)))
+    if content_type in _JSON_TYPES:
+        return patch_from_body(content_type, await read_resource_body(request, max_bytes))
+    raise UnsupportedMediaType(f"PATCH takes {JSON_PATCH} or a FHIRPath Patch (application/fhir+json Parameters), "
+                               f"not {content_type or '(none)'}")  # fmt: skip
+
+
 async def read_limited(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -126,7 +138,7 @@ def render(outcome: Outcome, request: Request, base: str) -> Response:
     if stored.deleted:
         info = Issue(f"Deleted {stored.relative_url} (version {stored.version})", "deleted", "information")
         return json_response(operation_outcome([info]), outcome.status, headers)
-    wanted = prefer(request, "return") if request.method in ("POST", "PUT") else None
+    wanted = prefer(request, "return") if request.method in ("POST", "PUT", "PATCH") else None
     if wanted == "minimal":
         return Response(status_code=outcome.status, headers=headers)
     if wanted == "OperationOutcome":

@@ -14,6 +14,7 @@ from carepath.api.http import (
     json_response,
     prefer,
     read_limited,
+    read_patch_body,
     read_resource_body,
     render,
 )
@@ -154,6 +155,42 @@ async def update(request: Request, res_type: str, res_id: str) -> Response:
         "update", res_type, _id(res_id), body=body, if_match=parse_if_match(request.headers.get("if-match"))
     )
     return await _crud(request, it)
+
+
+@router.patch("/{res_type:fhirtype}/{res_id}")
+async def patch(request: Request, res_type: str, res_id: str) -> Response:
+    check_type(res_type)
+    body = await read_patch_body(request, app_state(request).settings.max_request_bytes)
+    if_match = parse_if_match(request.headers.get("if-match"))
+    it = Interaction("patch", res_type, _id(res_id), patch=body, if_match=if_match)
+    return await _crud(request, it)
+
+
+@router.put("/{res_type:fhirtype}")
+async def conditional_update(request: Request, res_type: str) -> Response:
+    check_type(res_type)
+    body = await read_resource_body(request, app_state(request).settings.max_request_bytes)
+    it = Interaction("update", res_type, body=body, query=_criteria(request),
+                     if_match=parse_if_match(request.headers.get("if-match")))  # fmt: skip
+    return await _crud(request, it)
+
+
+@router.patch("/{res_type:fhirtype}")
+async def conditional_patch(request: Request, res_type: str) -> Response:
+    check_type(res_type)
+    body = await read_patch_body(request, app_state(request).settings.max_request_bytes)
+    it = Interaction("patch", res_type, patch=body, query=_criteria(request),
+                     if_match=parse_if_match(request.headers.get("if-match")))  # fmt: skip
+    return await _crud(request, it)
+
+
+@router.delete("/{res_type:fhirtype}")
+async def conditional_delete(request: Request, res_type: str) -> Response:
+    return await _crud(request, Interaction("delete", check_type(res_type), query=_criteria(request)))
+
+
+def _criteria(request: Request) -> list[tuple[str, str]]:
+    return list(request.query_params.multi_items())
 
 
 @router.delete("/{res_type:fhirtype}/{res_id}")

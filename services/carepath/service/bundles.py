@@ -1,7 +1,7 @@
 """Batch and transaction Bundles (R4 §3.1.0.11).
 
 A transaction is atomic: all entries run in one database transaction, in the order the spec prescribes
-(DELETE, POST, PUT, GET), with `urn:uuid:` fullUrls turned into server ids and every reference to them
+(DELETE, POST, PUT/PATCH, GET), with `urn:uuid:` fullUrls turned into server ids and every reference to them
 rewritten before anything is written. Any failing entry rolls the whole Bundle back and the error names it.
 A batch runs each entry in its own transaction and reports each entry's own outcome.
 """
@@ -12,7 +12,8 @@ from dataclasses import replace
 from typing import Any
 
 from carepath.errors import CarepathError, InvalidRequest, operation_outcome
-from carepath.service.interactions import Interaction, Outcome, execute_crud, interaction_from_url
+from carepath.fhir.patch import patch_from_resource
+from carepath.service.interactions import CRUD_KINDS, Interaction, Outcome, execute_crud, interaction_from_url
 from carepath.service.paging import resource_fragment
 from carepath.service.search import search_bundle
 from carepath.settings import get_settings
@@ -92,7 +93,7 @@ async def _run(tx: StoreTransaction, it: Interaction, base: str, strict_search: 
     if it.kind == "search":
         bundle = await search_bundle(tx, it.res_type, it.query, base, get_settings(), strict=strict_search)
         return Outcome(200, body=bundle)
-    if it.kind in ("read", "vread", "create", "update", "delete"):
+    if it.kind in CRUD_KINDS:
         return await execute_crud(tx, it)
     raise InvalidRequest(f"{it.kind} is not supported inside a Bundle")
 
@@ -108,12 +109,13 @@ def _entry_interaction(index: int, entry: Any) -> Interaction:
     if not isinstance(request, dict) or not _text(request, "method", where) or not _text(request, "url", where):
         raise InvalidRequest(f"{where}.request with method and url is required", expression=(f"{where}.request",))
     method = request["method"].upper()
-    if method not in _ORDER or method in ("PATCH", "HEAD"):
+    if method not in _ORDER or method == "HEAD":
         raise InvalidRequest(f"{where}: method {method} is not supported", expression=(f"{where}.request.method",))
     body = entry.get("resource")
     if method in ("POST", "PUT") and not isinstance(body, dict):
         raise InvalidRequest(f"{where}: {method} needs a resource", expression=(f"{where}.resource",))
     if_match, if_none_exist = _text(request, "ifMatch", where), _text(request, "ifNoneExist", where)
+    patch = patch_from_resource(body, f"{where}.resource") if method == "PATCH" else None
     try:
         return interaction_from_url(
             method,
@@ -121,6 +123,7 @@ def _entry_interaction(index: int, entry: Any) -> Interaction:
             body if method in ("POST", "PUT") else None,
             if_match=if_match,
             if_none_exist=if_none_exist,
+            patch=patch,
         )
     except CarepathError as exc:
         exc.expression = (f"{where}.request.url",)

@@ -14,7 +14,8 @@ from carepath.fhir.models import SUPPORTED_TYPES
 from carepath.fhir.search.definitions import params_for
 from carepath.service.operations import OPERATIONS
 
-INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"]
+INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+                "search-type"]  # fmt: skip
 _COMMON_SEARCH = ("_id", "_lastUpdated")
 
 
@@ -68,8 +69,8 @@ def _resource(res_type: str) -> dict[str, Any]:
         "updateCreate": True,
         "conditionalCreate": True,
         "conditionalRead": "not-supported",
-        "conditionalUpdate": False,
-        "conditionalDelete": "not-supported",
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
         "referencePolicy": ["literal", "logical"],
         "searchInclude": sorted(f"{res_type}:{p.code}" for p in params.values() if p.type == "reference"),
         "searchRevInclude": _revincludes(res_type),
