@@ -36,10 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(url, schema=settings.database_schema)
         repository = Repository(engine)
         app.state.carepath = AppState(settings, repository)
-        if settings.load_pathways_on_start and settings.pathways_dir.is_dir():
+        if settings.load_pathways_on_start:
             from carepath.service.pathways import load_pathways
 
-            report = await load_pathways(repository, settings.pathways_dir)
+            report = await load_pathways(repository, settings.effective_pathways_dir)
             log.info("pathways: %s", report.summary())
         try:
             yield
