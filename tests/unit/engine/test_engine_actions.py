@@ -219,15 +219,33 @@ def test_selection_behaviour_decides_option_or_order(behaviour: str, intent: str
 
 
 def test_goals_are_contained_and_linked() -> None:
-    goal = {"id": "g1", "description": {"text": "Symptom control"}, "target": [{"due": {"value": 2, "unit": "weeks"}}]}
+    goal = {"id": "g1", "description": {"text": "Symptom control"}}
     result = apply(plan(use(REVIEW, "a", goalId=["g1"]), goal=[goal]), ALL)
     (made,) = contained(result, "Goal")
-    assert made["description"] == {"text": "Symptom control"} and made["target"][0]["dueDate"] == "2024-03-15"
+    assert made["description"] == {"text": "Symptom control"} and made["lifecycleStatus"] == "active"
     assert result.careplan["goal"] == [{"reference": f"#{made['id']}"}]
     (task,) = contained(result, "Task")
     link = extension_values(task, "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal")
     assert link == [{"url": "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal",
                      "valueReference": {"reference": f"#{made['id']}"}}]  # fmt: skip
+
+
+TWO_WEEKS = {"value": 2, "unit": "weeks", "system": "http://unitsofmeasure.org", "code": "wk"}
+PAIN = {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]}
+
+
+def test_goal_category_start_and_targets_come_across_as_r4_goal_elements() -> None:
+    """R4: Goal.category is a list; goal.start (CodeableConcept) is startCodeableConcept, no startDate is
+    invented; target measure and detail[x] as they are, due (a Duration) as dueDuration."""
+    start = {"text": "pathway start"}
+    target = {"measure": PAIN, "detailRange": {"high": {"value": 3}}, "due": TWO_WEEKS}
+    goal = {"id": "g1", "category": {"text": "physiotherapy"}, "description": {"text": "Pain under control"},
+            "start": start, "target": [target]}  # fmt: skip
+    result = apply(plan(use(REVIEW, "a", goalId=["g1"]), goal=[goal]), ALL)
+    (made,) = contained(result, "Goal")
+    assert made["category"] == [{"text": "physiotherapy"}]
+    assert made["startCodeableConcept"] == start and "startDate" not in made
+    assert made["target"] == [{"measure": PAIN, "detailRange": {"high": {"value": 3}}, "dueDuration": TWO_WEEKS}]
 
 
 def test_unknown_goal_id_is_a_warning_not_a_dangling_link() -> None:
