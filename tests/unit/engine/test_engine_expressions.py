@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from engine_support import activity, apply, condition, contained, ctx, expr, plan, variable
 
+from carepath.engine import DictResolver, apply_activity_definition
 from carepath.engine.expressions import Evaluator
 from carepath.errors import InvalidRequest, NotSupported
 
@@ -128,6 +129,28 @@ def test_dynamic_value_sees_the_resource_being_built() -> None:
     result = apply(plan({"id": "a", "definitionCanonical": ad["url"]}), [ad])
     (task,) = contained(result, "Task")
     assert task["description"] == "urgent follow-up"
+
+
+def test_dynamic_value_yielding_nothing_writes_nothing() -> None:
+    """R4 ele-1: an empty result creates no empty element on the way (`payload: [{}]` was written before)."""
+    ad = activity("note", "CommunicationRequest", dynamicValue=[
+        {"path": "payload[0].contentString", "expression": expr("%subject.name.text")},
+        {"path": "reasonCode[0].coding[0].code", "expression": expr("{}")},
+    ])  # fmt: skip
+    del ad["title"]
+    result = apply(plan({"id": "a", "definitionCanonical": ad["url"]}), [ad])
+    (request,) = contained(result, "CommunicationRequest")
+    assert "payload" not in request and "reasonCode" not in request
+
+
+def test_dynamic_value_yielding_nothing_removes_only_what_it_names() -> None:
+    ad = activity("t", dynamicValue=[
+        {"path": "input[0].type.text", "expression": expr("'kept'")},
+        {"path": "input[0].valueString", "expression": expr("'x'")},
+        {"path": "input[0].valueString", "expression": expr("{}")},
+    ])  # fmt: skip
+    task = apply_activity_definition(ad, DictResolver([]), ctx())
+    assert task["input"] == [{"type": {"text": "kept"}}]
 
 
 def test_expression_results_are_memoised_within_one_apply_except_those_reading_the_resource() -> None:
