@@ -176,7 +176,7 @@ async def test_cql_condition_is_not_supported_and_named(client: httpx.AsyncClien
     plan = await create(client, cql)
     patient_id = await _patient(client)
     response = await post_apply(client, f"PlanDefinition/{plan['id']}", parameters(subject(patient_id)))
-    outcome = assert_outcome(response, 422, expression="PlanDefinition.action[1].condition[0]")
+    outcome = assert_outcome(response, 422, expression="PlanDefinition.action[1].condition[0].expression")
     assert outcome["issue"][0]["code"] == "not-supported"
     assert "text/cql" in outcome["issue"][0]["diagnostics"]
 

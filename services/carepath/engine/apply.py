@@ -8,7 +8,7 @@ from carepath.engine.activity import build_request, set_interval
 from carepath.engine.assemble import careplan
 from carepath.engine.build import apply_dynamic_values, build_all
 from carepath.engine.context import ApplyContext, ApplyResult, DefinitionResolver
-from carepath.engine.expressions import Scope
+from carepath.engine.expressions import Scope, refuse_unsupported
 from carepath.engine.nodes import collect_plan
 from carepath.engine.run import Run
 from carepath.engine.timing import Interval, own_interval
@@ -34,6 +34,7 @@ def apply_activity_definition(
 ) -> dict[str, Any]:
     """Apply an ActivityDefinition on its own (ActivityDefinition/$apply): the request resource, not contained."""
     _require(activity, "ActivityDefinition")
+    refuse_unsupported(activity, "ActivityDefinition")
     run = Run(ctx, resolver)
     request = build_request(activity, ctx, option=False, participants=[], where="ActivityDefinition")
     set_interval(request, own_interval(activity, ctx.now, None, "ActivityDefinition") or Interval(ctx.now, None))

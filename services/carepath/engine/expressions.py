@@ -19,7 +19,7 @@ Only `text/fhirpath` is evaluated; CQL and any other language is refused with No
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -53,6 +53,41 @@ def expression_text(expression: Mapping[str, Any], where: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise NotSupported("An expression without inline FHIRPath text is not supported", expression=(where,))
     return text
+
+
+_EXPRESSION_KEYS = frozenset({"expression", "valueExpression", "condition"})  # Expression-valued elements
+
+
+def refuse_unsupported(definition: Mapping[str, Any], path: str) -> None:
+    """NotSupported naming the element, for any expression not in FHIRPath or any `library`, wherever it is.
+
+    Checked before anything is applied, over the whole definition (contained ones included): a CQL expression
+    in an action that does not apply, or in an action without a definition, must not be silently ignored, and a
+    `library` is what CQL logic lives in.
+    """
+    for where, value in _elements(definition, path):
+        if where.rpartition(".")[2].startswith("library") and isinstance(value, str):
+            raise NotSupported(f"Libraries ({value!r}) are not supported: only inline {FHIRPATH} expressions",
+                               expression=(where,))  # fmt: skip
+        if isinstance(value, Mapping) and where.rpartition(".")[2].split("[")[0] in _EXPRESSION_KEYS:
+            language = value.get("language")
+            if isinstance(language, str) and language != FHIRPATH:
+                raise NotSupported(f"Expression language {language!r} is not supported (only {FHIRPATH})",
+                                   expression=(where,))  # fmt: skip
+
+
+def _elements(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """(FHIRPath-style path, value) of every element below `value`, depth first."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}"
+            if isinstance(item, list):
+                for i, element in enumerate(item):
+                    yield f"{where}[{i}]", element
+                    yield from _elements(element, f"{where}[{i}]")
+            else:
+                yield where, item
+                yield from _elements(item, where)
 
 
 def _typed(value: Any, type_name: str) -> Any:

@@ -1,8 +1,9 @@
 """Walking a PlanDefinition: which actions apply (applicability conditions), what they point to.
 
 The result is a tree of Nodes (applicable actions only), one Frame per PlanDefinition (nested ones included).
-Conditions are evaluated in order and stop at the first false one, so an expression in an unsupported language
-after a false condition is never looked at. A PlanDefinition that (indirectly) includes itself is refused.
+Conditions are evaluated in order and stop at the first false one; expressions in a language other than FHIRPath
+are refused before any is evaluated, wherever they are (`refuse_unsupported`). A PlanDefinition that
+(indirectly) includes itself is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from carepath.engine.activity import canonical_of
 from carepath.engine.context import DEFINITION_TYPES
 from carepath.engine.explain import condition_text
-from carepath.engine.expressions import Scope
+from carepath.engine.expressions import Scope, refuse_unsupported
 from carepath.engine.run import Run
 from carepath.engine.timing import Interval
 from carepath.errors import BusinessRuleViolation, InvalidRequest
@@ -105,6 +106,7 @@ def collect_plan(
     if canonical in stack:
         chain = " -> ".join((*stack, canonical))
         raise BusinessRuleViolation(f"PlanDefinition cycle: {chain}", expression=(path,))
+    refuse_unsupported(plan, path)
     frame = Frame(plan, canonical, path, owner, declared_ids=frozenset(_declared_ids(plan.get("action", []))))
     scope = Scope.of(run.evaluator, None, plan, path)
     frame.roots = _collect(run, frame, plan.get("action", []), None, scope, (), option, (*stack, canonical))
@@ -183,4 +185,6 @@ def _definition(run: Run, frame: Frame, action: dict[str, Any], path: str) -> di
         raise BusinessRuleViolation(f"Cannot resolve definition {canonical!r}", expression=(where,))
     if found.get("resourceType") not in DEFINITION_TYPES:
         raise InvalidRequest(f"{canonical!r} is a {found.get('resourceType')}, not a definition", expression=(where,))
+    if found["resourceType"] == "ActivityDefinition":
+        refuse_unsupported(found, f"{where}.resolve()")
     return found

@@ -77,6 +77,10 @@ def test_kdn5_example_matches_requestgroup_kdn5_example() -> None:
 
 def test_official_activity_definitions_apply_or_refuse_cql_clearly() -> None:
     servicerequest = fixture("activitydefinition-servicerequest-example.json")
+    with pytest.raises(NotSupported) as caught:  # its timing event is a CQL cqf-expression
+        apply_activity_definition(servicerequest, DictResolver([]), _ctx())
+    assert caught.value.expression == ("ActivityDefinition.timingTiming._event[0].extension[0].valueExpression",)
+    del servicerequest["timingTiming"]
     request = apply_activity_definition(servicerequest, DictResolver([]), _ctx())
     assert request["resourceType"] == "ServiceRequest" and request["code"] == servicerequest["code"]
     medication = fixture("activitydefinition-medicationorder-example.json")

@@ -104,15 +104,43 @@ def test_cql_condition_is_not_supported_and_names_the_action() -> None:
     action = {"id": "a", "condition": [condition("true"), condition("AgeInYears() > 18", language="text/cql")]}
     with pytest.raises(NotSupported) as caught:
         apply(plan({"id": "ok"}, {"id": "group", "action": [action]}))
-    assert caught.value.expression == ("PlanDefinition.action[1].action[0].condition[1]",)
+    assert caught.value.expression == ("PlanDefinition.action[1].action[0].condition[1].expression",)
     assert caught.value.status == 422
 
 
-def test_cql_after_a_false_condition_is_never_looked_at() -> None:
+def test_cql_after_a_false_condition_is_refused_too() -> None:
     action = {"id": "a", "condition": [condition("false"), condition("Foo", language="text/cql-identifier")]}
-    result = apply(plan(action, {"id": "b", "definitionCanonical": TASK["url"]}), [TASK])
-    assert result.applicable
-    assert [i.expression for i in result.issues] == [("PlanDefinition.action[0].condition[0]",)]
+    with pytest.raises(NotSupported) as caught:
+        apply(plan(action, {"id": "b", "definitionCanonical": TASK["url"]}), [TASK])
+    assert caught.value.expression == ("PlanDefinition.action[0].condition[1].expression",)
+
+
+def test_cql_dynamic_value_of_an_action_without_definition_is_refused() -> None:
+    """It used to be silently ignored: the action produced nothing to set the value on."""
+    action = {
+        "id": "a",
+        "title": "Talk",
+        "dynamicValue": [{"path": "priority", "expression": expr("X", language="text/cql")}],
+    }
+    with pytest.raises(NotSupported) as caught:
+        apply(plan(action))
+    assert caught.value.expression == ("PlanDefinition.action[0].dynamicValue[0].expression",)
+
+
+def test_library_and_cql_in_a_trigger_or_variable_are_refused() -> None:
+    library = "https://fhir.carepath.dev/Library/logic"
+    with pytest.raises(NotSupported) as caught:
+        apply(plan({"id": "a", "definitionCanonical": TASK["url"]}, library=[library]), [TASK])
+    assert caught.value.expression == ("PlanDefinition.library[0]",) and library in caught.value.diagnostics
+    cql = {"language": "text/cql", "expression": "Foo"}
+    trigger = {"type": "named-event", "name": "x", "condition": cql}
+    with pytest.raises(NotSupported) as caught:
+        apply(plan({"id": "a", "trigger": [trigger], "definitionCanonical": TASK["url"]}), [TASK])
+    assert caught.value.expression == ("PlanDefinition.action[0].trigger[0].condition",)
+    cql_variable = {"url": "http://hl7.org/fhir/StructureDefinition/variable", "valueExpression": {"name": "v", **cql}}
+    with pytest.raises(NotSupported) as caught:
+        apply(plan({"id": "a", "definitionCanonical": TASK["url"]}, extension=[cql_variable]), [TASK])
+    assert caught.value.expression == ("PlanDefinition.extension[0].valueExpression",)
 
 
 def test_invalid_fhirpath_is_an_invalid_request_at_the_condition() -> None:
