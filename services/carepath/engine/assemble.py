@@ -13,6 +13,7 @@ from carepath.engine.run import Run
 from carepath.engine.timing import format_instant
 
 ACTION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/action-type"
+_CREATE = {"coding": [{"system": ACTION_TYPE_SYSTEM, "code": "create"}]}
 _COPIED = (
     "prefix", "title", "description", "textEquivalent", "priority", "code", "documentation", "type",
     "timingDateTime", "timingAge", "timingPeriod", "timingDuration", "timingRange", "timingTiming",
@@ -41,10 +42,14 @@ def _request_group_action(run: Run, node: Node, groups: list[dict[str, Any]]) ->
     resource_id = (
         node.main["id"] if node.main else _request_group(run, node.subframe, groups) if node.subframe else None
     )
-    if resource_id:
-        out["resource"] = {"reference": f"#{resource_id}"}
-        out.setdefault("type", {"coding": [{"system": ACTION_TYPE_SYSTEM, "code": "create"}]})
     children = [_request_group_action(run, child, groups) for child in node.children]
+    if resource_id:
+        create = {"reference": f"#{resource_id}"}
+        if children:  # rqg-1: resource or sub-actions, not both; the action's own resource goes first
+            children.insert(0, {"title": node.label, "resource": create, "type": _CREATE})
+        else:
+            out["resource"] = create
+            out.setdefault("type", _CREATE)
     if children:
         out["action"] = children
     return out

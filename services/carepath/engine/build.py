@@ -89,10 +89,13 @@ def _main_resource(run: Run, node: Node) -> dict[str, Any] | None:
     action, definition, ctx = node.action, node.definition, run.ctx
     title = action.get("title") or action.get("description")
     if definition is None:
-        if not action.get("definitionUri"):
-            return None
-        task = plain_task(ctx, option=node.option, description=title)
-        task["instantiatesUri"] = action["definitionUri"]
+        if node.subframe is not None or (node.children and not action.get("definitionUri")):
+            return None  # a nested plan (its RequestGroup comes later) or a group of actions
+        # A definitionUri, or an action with neither a definition nor sub-actions: a Task from its title or
+        # description (and its dynamicValues), so that the RequestGroup action has a resource (rqg-1).
+        task = plain_task(ctx, option=node.option, description=node.label)
+        if action.get("definitionUri"):
+            task["instantiatesUri"] = action["definitionUri"]
         return task
     if definition["resourceType"] == "Questionnaire":
         task = plain_task(ctx, option=node.option, description=title or definition.get("title"))

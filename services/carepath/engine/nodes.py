@@ -153,13 +153,18 @@ def _collect(
         if held is None:
             continue
         node = Node(action, path, frame, parent, scope, conditions + held, option)
-        if isinstance(action.get("id"), str):
-            frame.by_action_id[action["id"]] = node
         below_option = option or action.get("selectionBehavior") in CHOICE_BEHAVIOURS
         node.children = _collect(
             run, frame, action.get("action", []), node, scope, node.conditions, below_option, stack
         )
         target = _definition(run, frame, action, path)
+        if action.get("action") and not node.children and target is None and not action.get("definitionUri"):
+            # rqg-1: a RequestGroup action needs a resource or sub-actions; a group none of whose actions
+            # applied has neither, so it is left out, and said so.
+            run.note(f"Group '{node.label}' left out: none of its actions applies", path)
+            continue
+        if isinstance(action.get("id"), str):
+            frame.by_action_id[action["id"]] = node
         if target is not None and target["resourceType"] == "PlanDefinition":
             node.subframe = collect_plan(
                 run, target, f"{path}.definitionCanonical.resolve()", node, stack, below_option

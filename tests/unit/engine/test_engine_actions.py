@@ -159,6 +159,42 @@ def test_definition_uri_becomes_a_task() -> None:
     assert task["instantiatesUri"] == "https://example.org/leaflet" and task["description"] == "Read leaflet"
 
 
+def test_action_without_definition_or_sub_actions_becomes_a_task() -> None:
+    """rqg-1: such an action used to give a RequestGroup action with neither resource nor action."""
+    talk = {"id": "talk", "title": "Discuss goals of care", "description": "With the patient and family",
+            "dynamicValue": [{"path": "priority", "expression": expr("'urgent'")}]}  # fmt: skip
+    result = apply(plan(talk))
+    (task,) = contained(result, "Task")
+    assert task["description"] == "Discuss goals of care" and task["priority"] == "urgent"
+    (action,) = request_group(result)["action"]
+    assert action["resource"] == {"reference": f"#{task['id']}"} and "action" not in action
+
+
+def test_group_whose_actions_all_do_not_apply_is_left_out_with_a_message() -> None:
+    group = {"id": "g", "title": "Group", "action": [use(REVIEW, "out", condition=[condition("false")])]}
+    result = apply(plan(group, use(REVIEW, "kept")), ALL)
+    assert [a["id"] for a in request_group(result)["action"]] == ["kept"]
+    assert result.issues[-1].severity == "information" and "Group" in result.issues[-1].diagnostics
+    assert result.issues[-1].expression == ("PlanDefinition.action[0]",)
+
+
+def test_action_with_a_definition_and_sub_actions_keeps_both_apart() -> None:
+    """rqg-1 (resource or action, not both): the action's own resource becomes its first sub-action."""
+    result = apply(plan(use(REVIEW, "parent", action=[use(IMAGING, "child")])), ALL)
+    (parent,) = request_group(result)["action"]
+    assert "resource" not in parent
+    own, child = parent["action"]
+    assert by_id(result, own["resource"]["reference"])["resourceType"] == "Task" and child["id"] == "child"
+
+
+def test_generated_resources_breaking_an_r4_invariant_are_refused_before_anything_is_returned() -> None:
+    backwards = {"path": "restriction.period.end", "expression": expr("%now - 1 day")}
+    with pytest.raises(BusinessRuleViolation) as caught:
+        apply(plan({"id": "a", "title": "Backwards", "dynamicValue": [backwards]}))
+    assert caught.value.status == 422 and "per-1" in caught.value.diagnostics
+    assert caught.value.expression == ("CarePlan.contained[1].restriction.period",)
+
+
 def test_dynamic_values_of_definition_then_action_set_nested_paths() -> None:
     ad = activity("dv", "ServiceRequest", code={"text": "CT"}, dynamicValue=[
         {"path": "priority", "expression": expr("'urgent'")},
