@@ -39,7 +39,7 @@ def apply_activity_definition(
     _require(activity, "ActivityDefinition")
     refuse_unsupported(activity, "ActivityDefinition")
     run = Run(ctx, resolver)
-    request = build_request(activity, ctx, option=False, participants=[], where="ActivityDefinition")
+    request = build_request(activity, ctx, intent="order", participants=[], where="ActivityDefinition")
     set_interval(request, own_interval(activity, ctx.now, None, "ActivityDefinition") or Interval(ctx.now, None))
     scope = Scope.of(run.evaluator, None, activity, "ActivityDefinition")
     apply_dynamic_values(activity, scope, "ActivityDefinition", request)

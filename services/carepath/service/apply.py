@@ -91,7 +91,7 @@ async def _plan(
 
 
 async def _context(
-    tx: StoreTransaction, subject: str, inputs: OperationInput, now: datetime
+    tx: StoreTransaction, subject: str, inputs: OperationInput, now: datetime, *, persist: bool = False
 ) -> tuple[ApplyContext, list[str]]:
     """The engine's input, and the versioned references of the stored resources it was given (for Provenance)."""
     data, used = await _data(tx, subject, inputs)
@@ -104,7 +104,7 @@ async def _context(
         user_type=inputs.one("userType"), user_language=inputs.one("userLanguage"),
         user_task_context=inputs.one("userTaskContext"), setting=inputs.one("setting"),
         setting_context=inputs.one("settingContext"),
-        parameters=parameters if isinstance(parameters, dict) else None,
+        parameters=parameters if isinstance(parameters, dict) else None, persist=persist,
     ), used  # fmt: skip
 
 
@@ -134,7 +134,7 @@ async def _apply_one(
     tx: StoreTransaction, definitions: Definitions, subject: str, inputs: OperationInput, now: datetime,
     persisted: bool,
 ) -> tuple[ApplyResult, dict[str, Any]]:  # fmt: skip
-    ctx, used = await _context(tx, subject, inputs, now)
+    ctx, used = await _context(tx, subject, inputs, now, persist=persisted)
     result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
     if not result.applicable:
         return result, result.careplan

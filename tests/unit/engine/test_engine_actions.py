@@ -12,6 +12,7 @@ from engine_support import (
     by_id,
     condition,
     contained,
+    ctx,
     expr,
     extension_values,
     plan,
@@ -19,6 +20,7 @@ from engine_support import (
 )
 
 from carepath.canonical import extension_url
+from carepath.engine import DictResolver, apply_activity_definition
 from carepath.errors import BusinessRuleViolation, NotSupported
 
 IMAGING = activity("imaging", "ServiceRequest", code={"text": "Restaging CT"}, priority="routine",
@@ -46,7 +48,10 @@ def test_careplan_and_request_group_shape() -> None:
     (action,) = group["action"]
     assert action["id"] == "a" and action["title"] == "Do a"
     task = by_id(result, action["resource"]["reference"])
-    assert task["resourceType"] == "Task" and task["status"] == "requested" and task["intent"] == "order"
+    # R4: what a RequestGroup action points to is an option; persisted, the Task is the worklist's order
+    assert task["resourceType"] == "Task" and task["status"] == "draft" and task["intent"] == "option"
+    stored = apply(plan(use(REVIEW, "a")), ALL, persist=True)
+    assert {(t["status"], t["intent"]) for t in contained(stored, "Task")} == {("requested", "order")}
     assert task["for"] == {"reference": "Patient/p1"} and task["owner"] == {"reference": "Practitioner/dr"}
     assert task["instantiatesCanonical"] == "https://fhir.carepath.dev/ActivityDefinition/review|1.0.0"
     assert task["basedOn"] == [{"reference": "#"}] and task["encounter"] == {"reference": "Encounter/e1"}
@@ -56,17 +61,19 @@ def test_kinds_produce_their_request_and_a_companion_fulfil_task() -> None:
     result = apply(plan(use(IMAGING, "img"), use(LETTER, "gp"), use(DRUG, "med")), ALL, practitioner="Practitioner/dr")
     service = contained(result, "ServiceRequest")[0]
     assert service["code"] == {"text": "Restaging CT"} and service["performerType"] == {"text": "radiologist"}
-    assert service["status"] == "active" and service["intent"] == "order"
+    assert service["status"] == "draft" and service["intent"] == "option"
     letter = contained(result, "CommunicationRequest")[0]
     assert letter["payload"] == [{"contentString": "Tell the GP"}] and letter["recipient"] == [
         {"reference": "Patient/p1"}
     ]
     drug = contained(result, "MedicationRequest")[0]
     assert drug["medicationCodeableConcept"] == {"text": "Medication 1"}
+    assert (drug["status"], drug["intent"], letter["status"], "intent" in letter) == ("draft", "option", "draft", False)
     tasks = contained(result, "Task")
     assert [t["focus"]["reference"] for t in tasks] == [f"#{service['id']}", f"#{letter['id']}", f"#{drug['id']}"]
-    for task in tasks:
+    for task in tasks:  # the worklist Tasks that fulfil the proposals are ordered
         assert task["code"]["coding"] == [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]
+        assert (task["status"], task["intent"]) == ("requested", "order")
     assert tasks[0]["priority"] == "routine" and tasks[0]["performerType"] == [{"text": "radiologist"}]
     assert tasks[0]["restriction"]["period"] == service["occurrencePeriod"] == {"start": "2024-03-01T09:30:00+00:00"}
 
@@ -237,21 +244,32 @@ def test_cql_dynamic_value_is_not_supported() -> None:
     )
 
 
-@pytest.mark.parametrize(("behaviour", "intent", "status"), [
-    ("exactly-one", "option", "draft"), ("at-most-one", "option", "draft"), ("any", "option", "draft"),
-    ("one-or-more", "option", "draft"), ("all", "order", "active"), ("all-or-none", "order", "active"),
+@pytest.mark.parametrize(("behaviour", "task"), [
+    ("exactly-one", ("option", "draft")), ("at-most-one", ("option", "draft")), ("any", ("option", "draft")),
+    ("one-or-more", ("option", "draft")), ("all", ("order", "requested")), ("all-or-none", ("order", "requested")),
 ])  # fmt: skip
-def test_selection_behaviour_decides_option_or_order(behaviour: str, intent: str, status: str) -> None:
+@pytest.mark.parametrize("persist", [False, True])
+def test_selection_behaviour_decides_whether_the_tasks_are_options_or_orders(
+    behaviour: str, task: tuple[str, str], persist: bool
+) -> None:
     group = {"id": "g", "selectionBehavior": behaviour, "requiredBehavior": "must", "precheckBehavior": "yes",
              "groupingBehavior": "logical-group", "cardinalityBehavior": "single",
              "action": [use(IMAGING, "x"), use(IMAGING, "y")]}  # fmt: skip
-    result = apply(plan(group), ALL)
+    result = apply(plan(group), ALL, persist=persist)
     (copied,) = request_group(result)["action"]
     for key in ("selectionBehavior", "requiredBehavior", "precheckBehavior", "groupingBehavior", "cardinalityBehavior"):
         assert copied[key] == group[key]
-    assert {(r["intent"], r["status"]) for r in contained(result, "ServiceRequest")} == {(intent, status)}
-    task_status = "draft" if intent == "option" else "requested"
-    assert {(t["intent"], t["status"]) for t in contained(result, "Task")} == {(intent, task_status)}
+    # the requests are proposed in any case; their worklist Tasks are ordered unless they are one of a choice
+    assert {(r["intent"], r["status"]) for r in contained(result, "ServiceRequest")} == {("option", "draft")}
+    assert {(t["intent"], t["status"]) for t in contained(result, "Task")} == {task}
+
+
+def test_a_standalone_activity_definition_apply_proposes_requests_and_orders_tasks() -> None:
+    ctx_ = ctx()
+    assert {k: v for k, v in apply_activity_definition(DRUG, DictResolver([]), ctx_).items()
+            if k in ("status", "intent")} == {"status": "draft", "intent": "proposal"}  # fmt: skip
+    task = apply_activity_definition(REVIEW, DictResolver([]), ctx_)
+    assert (task["status"], task["intent"]) == ("requested", "order")
 
 
 def test_goals_are_contained_and_linked() -> None:

@@ -131,7 +131,7 @@ def test_dependents_wait_for_generated_predecessors() -> None:
     a, b = action("a", timingDuration=days(2)), action("b", timingDuration=days(3))
     c = action("c", relatedAction=[{"actionId": "a", "relationship": "after-end"},
                                    {"actionId": "b", "relationship": "after"}])  # fmt: skip
-    result = apply(plan(c, a, b), [TASK])
+    result = apply(plan(c, a, b), [TASK], persist=True)  # the worklist's statuses
     waiting = task_of(result, "c")
     refs = [e["valueReference"]["reference"] for e in extension_values(waiting, WAITS_FOR)]
     assert refs == [f"#{task_of(result, 'a')['id']}", f"#{task_of(result, 'b')['id']}"]
@@ -143,7 +143,7 @@ def test_dependents_wait_for_generated_predecessors() -> None:
 def test_inapplicable_predecessor_is_not_waited_for() -> None:
     a = action("a", condition=[condition("false")])
     b = action("b", relatedAction=[{"actionId": "a", "relationship": "after-end", "offsetDuration": days(1)}])
-    result = apply(plan(a, b), [TASK])
+    result = apply(plan(a, b), [TASK], persist=True)
     task = task_of(result, "b")
     assert task["status"] == "requested" and extension_values(task, WAITS_FOR) == []
     assert period(result, "b")["end"] == "2024-03-02T09:30:00+00:00"
