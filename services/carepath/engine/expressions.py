@@ -1,7 +1,9 @@
 """Expression evaluation for `$apply`: languages, context variables, named variables, per-apply memo.
 
-Context variables (FHIRPath `%name`): `%subject`, `%patient` and `%context` (the subject resource from `data` if
-present, else a stub `{"resourceType", "id"}`), `%data` (the data Bundle), `%encounter`, `%practitioner`,
+Context variables (FHIRPath `%name`): `%subject` and `%patient` (the subject resource from `data` if present,
+else a stub `{"resourceType", "id"}`), `%context` (the definition being applied, as cqframework's clinical-reasoning
+binds it: the PlanDefinition for its own and its actions' expressions, the ActivityDefinition for its own
+dynamicValues; a nested PlanDefinition for its actions), `%data` (the data Bundle), `%encounter`, `%practitioner`,
 `%organization` (from `data` or stubs), `%now` (a FHIRPath DateTime: `%now + 3 days` works; `now()` and `today()`
 return the same frozen instant), `%userType`, `%userLanguage`, `%userTaskContext`, `%setting`,
 `%settingContext`, `%resource` (the resource being built, for dynamicValue) and every entry of the `parameters`
@@ -168,7 +170,7 @@ class Evaluator:
         self.subject_resource = self.find(ctx.subject) or {}
         self.supplied = parameter_values(ctx.parameters)
         self.base = {
-            "subject": self.subject_resource, "patient": self.subject_resource, "context": self.subject_resource,
+            "subject": self.subject_resource, "patient": self.subject_resource,
             "data": ctx.data, "now": now_value(ctx.now),
             "encounter": self.find(ctx.encounter), "practitioner": self.find(ctx.practitioner),
             "organization": self.find(ctx.organization),
@@ -223,10 +225,13 @@ class Scope:
     evaluator: Evaluator
     parent: Scope | None
     declared: list[tuple[str, Mapping[str, Any], str]]  # (name, Expression, element path), in declaration order
+    definition: Mapping[str, Any] | None = None  # the PlanDefinition / ActivityDefinition being applied: %context
     _values: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, evaluator: Evaluator, parent: Scope | None, element: Mapping[str, Any], path: str) -> Scope:
+        """The scope of `element`; a definition (it has a resourceType, an action has not) is also `%context`."""
+        definition = element if "resourceType" in element else None
         declared: list[tuple[str, Mapping[str, Any], str]] = []
         for i, ext in enumerate(element.get("extension", [])):
             if ext.get("url") != VARIABLE_EXTENSION:
@@ -236,9 +241,12 @@ class Scope:
             if not isinstance(value.get("name"), str):
                 raise InvalidRequest("A variable extension needs valueExpression.name", expression=(where,))
             declared.append((value["name"], value, where))
-        if not declared and parent is not None:
+        if not declared and parent is not None and definition is None:
             return parent  # nothing new in scope: share the parent's computed values
-        return cls(evaluator, parent, declared)
+        return cls(evaluator, parent, declared, definition)
+
+    def _context(self) -> Mapping[str, Any] | None:
+        return self.definition if self.definition is not None or self.parent is None else self.parent._context()
 
     def _get(self, name: str, limit: int) -> Any:
         for i, (declared_name, expression, where) in enumerate(self.declared[:limit]):
@@ -259,7 +267,11 @@ class Scope:
         """The variables `text` mentions; supplied parameters win over declared variables of the same name."""
         out: dict[str, Any] = dict(extra or {})
         supplied = self.evaluator.supplied
-        for name in referenced_names(text):
+        names = referenced_names(text)
+        definition = self._context() if "context" in names and "context" not in {*out, *supplied} else None
+        if definition is not None:
+            out["context"] = definition
+        for name in names:
             if name in out:
                 continue
             value = (

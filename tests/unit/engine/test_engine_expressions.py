@@ -37,8 +37,25 @@ def test_now_and_today_functions_return_the_frozen_instant() -> None:
 def test_subject_and_patient_come_from_data_else_a_stub() -> None:
     patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1950-06-01"}
     assert applies("%patient.birthDate < today() - 70 years", data=data(patient))
-    assert applies("%subject.id = 'p1' and %context.birthDate.exists()", data=data(patient))
+    assert applies("%subject.id = 'p1' and %subject.birthDate.exists()", data=data(patient))
     assert applies("%patient.id = 'p1' and %patient.birthDate.empty()")
+
+
+def test_context_is_the_definition_being_applied() -> None:
+    """As cqframework's clinical-reasoning binds it: the PlanDefinition for its actions, the ActivityDefinition
+    for its own dynamicValues (content written for HAPI's $apply used to produce empty text here)."""
+    ad = activity("t", dynamicValue=[{"path": "description", "expression": expr("%context.title + ' (AD)'")}])
+    action = {"id": "a", "definitionCanonical": ad["url"], "condition": [condition("%context.version = '2.1.0'")],
+              "dynamicValue": [{"path": "note[0].text", "expression": expr("'from ' + %context.title")}]}  # fmt: skip
+    with_variable = plan(action, extension=[variable("planName", "%context.title")])
+    with_variable["action"][0]["dynamicValue"].append({"path": "priority", "expression": expr(
+        "iif(%planName = 'Test plan', 'urgent', 'routine')")})  # fmt: skip
+    result = apply(with_variable, [ad])
+    (task,) = contained(result, "Task")
+    assert task["description"] == "T (AD)" and task["priority"] == "urgent"
+    assert task["note"][0]["text"] == "from Test plan"
+    standalone = apply_activity_definition(ad, DictResolver([]), ctx())
+    assert standalone["description"] == "T (AD)"
 
 
 def test_data_bundle_and_resolve_use_the_supplied_records() -> None:
