@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from carepath.engine.context import ApplyContext
 from carepath.engine.timing import Interval, format_instant, parse_instant
-from carepath.errors import InvalidRequest, NotSupported
+from carepath.errors import BusinessRuleViolation, NotSupported
 
 TASK_CODE_SYSTEM = "http://hl7.org/fhir/CodeSystem/task-code"
 SUPPORTED_KINDS = ("Task", "ServiceRequest", "CommunicationRequest", "MedicationRequest")
@@ -107,12 +107,14 @@ def _medication(activity: dict[str, Any], where: str) -> dict[str, Any]:
         medication = contained.get(product["reference"])
         if medication and medication.get("code"):
             return {"medicationCodeableConcept": medication["code"]}
-        raise InvalidRequest("productReference points to no contained Medication with a code", expression=(where,))
+        raise BusinessRuleViolation(
+            "productReference points to no contained Medication with a code", expression=(where,)
+        )
     if product:
         return {"medicationReference": product}
     if activity.get("code"):
         return {"medicationCodeableConcept": activity["code"]}
-    raise InvalidRequest("A MedicationRequest definition needs product[x] or code", expression=(where,))
+    raise BusinessRuleViolation("A MedicationRequest definition needs product[x] or code", expression=(where,))
 
 
 def _medication_request(
@@ -250,4 +252,4 @@ def read_interval(resource: dict[str, Any]) -> Interval | None:
             parse_instant(period["end"]) if period.get("end") else None,
         )
     except ValueError as exc:
-        raise InvalidRequest(f"A dynamic value produced an invalid date: {exc}") from exc
+        raise BusinessRuleViolation(f"A dynamic value produced an invalid date: {exc}") from exc

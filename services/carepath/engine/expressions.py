@@ -31,7 +31,7 @@ from fhirpathpy.engine.nodes import FP_Type, ResourceNode
 
 from carepath.engine.context import ApplyContext
 from carepath.engine.timing import format_instant
-from carepath.errors import InvalidRequest, NotSupported
+from carepath.errors import BusinessRuleViolation, NotSupported
 from carepath.fhir.fhirpath import FhirPathError, evaluate, now_value, reference_stub
 
 VARIABLE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/variable"
@@ -201,7 +201,7 @@ class Evaluator:
         try:
             result = evaluate(self.subject_resource, text, variables, self._lookup, self.ctx.now)
         except FhirPathError as exc:
-            raise InvalidRequest(str(exc), expression=(where,)) from exc
+            raise BusinessRuleViolation(str(exc), expression=(where,)) from exc
         if key is not None:
             self._memo[key] = (result, used)  # `used` keeps the values alive, so their ids stay unique
         return result
@@ -239,7 +239,7 @@ class Scope:
             where = f"{path}.extension[{i}]"
             value = ext.get("valueExpression") or {}
             if not isinstance(value.get("name"), str):
-                raise InvalidRequest("A variable extension needs valueExpression.name", expression=(where,))
+                raise BusinessRuleViolation("A variable extension needs valueExpression.name", expression=(where,))
             declared.append((value["name"], value, where))
         if not declared and parent is not None and definition is None:
             return parent  # nothing new in scope: share the parent's computed values

@@ -18,7 +18,7 @@ from carepath.engine.explain import condition_text
 from carepath.engine.expressions import Scope, refuse_unsupported
 from carepath.engine.run import Run
 from carepath.engine.timing import Interval
-from carepath.errors import BusinessRuleViolation, InvalidRequest
+from carepath.errors import BusinessRuleViolation
 
 CHOICE_BEHAVIOURS = frozenset({"any", "exactly-one", "at-most-one", "one-or-more"})
 
@@ -189,7 +189,9 @@ def _definition(run: Run, frame: Frame, action: dict[str, Any], path: str) -> di
     if found is None:
         raise BusinessRuleViolation(f"Cannot resolve definition {canonical!r}", expression=(where,))
     if found.get("resourceType") not in DEFINITION_TYPES:
-        raise InvalidRequest(f"{canonical!r} is a {found.get('resourceType')}, not a definition", expression=(where,))
+        raise BusinessRuleViolation(
+            f"{canonical!r} is a {found.get('resourceType')}, not a definition", expression=(where,)
+        )
     if found["resourceType"] == "ActivityDefinition":
         refuse_unsupported(found, f"{where}.resolve()")
     return found

@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from carepath.errors import InvalidRequest
+from carepath.errors import BusinessRuleViolation
 from carepath.fhir.models import model_class
 
 _SEGMENT = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
@@ -21,10 +21,10 @@ def _segments(path: str, resource_type: str, where: str) -> list[tuple[str, int 
     for part in parts:
         match = _SEGMENT.match(part)
         if match is None:
-            raise InvalidRequest(f"Unsupported dynamicValue path {path!r}", expression=(where,))
+            raise BusinessRuleViolation(f"Unsupported dynamicValue path {path!r}", expression=(where,))
         out.append((match.group(1), int(match.group(2)) if match.group(2) is not None else None))
     if not out:
-        raise InvalidRequest("Empty dynamicValue path", expression=(where,))
+        raise BusinessRuleViolation("Empty dynamicValue path", expression=(where,))
     return out
 
 

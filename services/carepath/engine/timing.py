@@ -27,7 +27,7 @@ from typing import Any
 from dateutil.parser import isoparse
 from dateutil.relativedelta import relativedelta
 
-from carepath.errors import InvalidRequest
+from carepath.errors import BusinessRuleViolation
 
 # UCUM codes and the plain-English units seen in content for Duration/Age quantities.
 _UNITS: dict[str, str] = {
@@ -66,7 +66,7 @@ def duration(quantity: Mapping[str, Any], where: str) -> relativedelta:
     unit = _WORDS.get(unit.rstrip("s"), unit) if unit not in _UNITS else unit
     value = quantity.get("value")
     if unit not in _UNITS or isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise InvalidRequest(f"Cannot use {dict(quantity)!r} as a duration", expression=(where,))
+        raise BusinessRuleViolation(f"Cannot use {dict(quantity)!r} as a duration", expression=(where,))
     number = float(value)
     if unit in ("mo", "a"):
         months = number * (12 if unit == "a" else 1)
@@ -144,7 +144,9 @@ def related_interval(
         if relationship == "concurrent-with-end":
             lo, hi = -lo, -hi  # an offset moves the due date later, not earlier
         return Interval(t - hi if lo != hi else t - lo - stretch, t - lo)
-    raise InvalidRequest(f"Unknown relatedAction.relationship {relationship!r}", expression=(f"{where}.relationship",))
+    raise BusinessRuleViolation(
+        f"Unknown relatedAction.relationship {relationship!r}", expression=(f"{where}.relationship",)
+    )
 
 
 def combine(intervals: list[Interval]) -> Interval:

@@ -9,7 +9,7 @@ from engine_support import activity, apply, condition, contained, ctx, expr, pla
 
 from carepath.engine import DictResolver, apply_activity_definition
 from carepath.engine.expressions import Evaluator
-from carepath.errors import InvalidRequest, NotSupported
+from carepath.errors import BusinessRuleViolation, NotSupported
 
 TASK = activity("follow-up")
 
@@ -86,7 +86,7 @@ def test_variables_are_evaluated_in_order_and_may_use_earlier_ones() -> None:
 
 
 def test_a_variable_cannot_see_later_ones() -> None:
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(BusinessRuleViolation) as caught:
         applies("%first = 1", variable("first", "%second"), variable("second", "1"))
     assert caught.value.expression == ("PlanDefinition.extension[0]",)
 
@@ -112,9 +112,13 @@ def test_action_variables_are_scoped_to_the_action() -> None:
     scoped = {"id": "a", "extension": [variable("local", "true")], "condition": [condition("%local")],
               "definitionCanonical": TASK["url"]}  # fmt: skip
     sibling = {"id": "b", "condition": [condition("%local")], "definitionCanonical": TASK["url"]}
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(BusinessRuleViolation) as caught:
         apply(plan(scoped, sibling), [TASK])
-    assert caught.value.expression == ("PlanDefinition.action[1].condition[0]",)
+    # a content fault, not the request's: 422 naming the expression
+    assert caught.value.status == 422 and caught.value.expression == ("PlanDefinition.action[1].condition[0]",)
+    assert (
+        "undefined environment variable: local" in caught.value.diagnostics and "'%local'" in caught.value.diagnostics
+    )
 
 
 def test_cql_condition_is_not_supported_and_names_the_action() -> None:
@@ -160,10 +164,10 @@ def test_library_and_cql_in_a_trigger_or_variable_are_refused() -> None:
     assert caught.value.expression == ("PlanDefinition.extension[0].valueExpression",)
 
 
-def test_invalid_fhirpath_is_an_invalid_request_at_the_condition() -> None:
-    with pytest.raises(InvalidRequest) as caught:
+def test_invalid_fhirpath_is_a_content_fault_at_the_condition() -> None:
+    with pytest.raises(BusinessRuleViolation) as caught:
         applies("%now +")
-    assert caught.value.expression == ("PlanDefinition.action[0].condition[0]",)
+    assert caught.value.status == 422 and caught.value.expression == ("PlanDefinition.action[0].condition[0]",)
 
 
 def test_dynamic_value_sees_the_resource_being_built() -> None:

@@ -10,7 +10,7 @@ from engine_support import NOW, activity, apply, condition, contained, expr, ext
 
 from carepath.canonical import extension_url
 from carepath.engine.timing import Interval, duration, own_interval, related_interval
-from carepath.errors import BusinessRuleViolation, InvalidRequest
+from carepath.errors import BusinessRuleViolation
 
 TASK = activity("t")
 SERVICE = activity("s", "ServiceRequest", code={"text": "CT"})
@@ -37,7 +37,7 @@ def test_duration_units() -> None:
     assert NOW + duration({"value": 2, "code": "wk"}, "x") == NOW + timedelta(days=14)
     assert (NOW + duration({"value": 1, "unit": "month"}, "x")).isoformat() == "2024-04-01T09:30:00+00:00"
     assert NOW + duration({"value": 36, "unit": "hours"}, "x") == NOW + timedelta(hours=36)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(BusinessRuleViolation):
         duration({"value": 3, "unit": "parsecs"}, "x")
 
 
@@ -119,7 +119,7 @@ def test_related_interval_relationships() -> None:
     assert rel("before", offsetRange={"low": days(1), "high": days(3)}) == Interval(
         NOW - timedelta(days=3), NOW - timedelta(days=1)
     )
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(BusinessRuleViolation):
         rel("sometime")
 
 
