@@ -251,5 +251,5 @@ def read_interval(resource: dict[str, Any]) -> Interval | None:
             parse_instant(period["start"]) if period.get("start") else None,
             parse_instant(period["end"]) if period.get("end") else None,
         )
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise BusinessRuleViolation(f"A dynamic value produced an invalid date: {exc}") from exc

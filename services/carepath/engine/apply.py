@@ -40,7 +40,13 @@ def apply_activity_definition(
     refuse_unsupported(activity, "ActivityDefinition")
     run = Run(ctx, resolver)
     request = build_request(activity, ctx, intent="order", participants=[], where="ActivityDefinition")
-    set_interval(request, own_interval(activity, ctx.now, None, "ActivityDefinition") or Interval(ctx.now, None))
+    try:
+        own = own_interval(activity, ctx.now, None, "ActivityDefinition")
+    except OverflowError as exc:
+        raise BusinessRuleViolation(
+            "The timing leads out of the range of dates", expression=("ActivityDefinition",)
+        ) from exc
+    set_interval(request, own or Interval(ctx.now, None))
     scope = Scope.of(run.evaluator, None, activity, "ActivityDefinition")
     apply_dynamic_values(activity, scope, "ActivityDefinition", request)
     check_invariants(request)

@@ -30,6 +30,7 @@ from carepath.engine.nodes import Frame, Node
 from carepath.engine.paths import set_path
 from carepath.engine.run import Run
 from carepath.engine.timing import Interval, combine, own_interval, related_interval
+from carepath.errors import BusinessRuleViolation
 
 WAITING_RELATIONS = frozenset({"after", "after-end"})
 BLOCKING_RELATIONS = frozenset({"before", "before-start"})  # the predecessor waits for this action
@@ -145,7 +146,12 @@ def _data_requirements(node: Node, task: dict[str, Any]) -> None:
 
 
 def _build(run: Run, node: Node) -> None:
-    interval = _interval(run, node)
+    try:
+        interval = _interval(run, node)
+    except OverflowError as exc:  # e.g. an offset after a timingDateTime at the end of year 9999
+        raise BusinessRuleViolation(
+            "The action's timing leads out of the range of dates", expression=(node.path,)
+        ) from exc
     node.interval = interval
     main = _main_resource(run, node)
     if main is None:

@@ -17,8 +17,9 @@ from sqlalchemy.exc import IntegrityError
 
 from carepath import jsonutil
 from carepath.engine import ApplyContext, ApplyResult, apply_activity_definition, apply_plan_definition
-from carepath.errors import InvalidRequest, Issue, operation_outcome
+from carepath.errors import Gone, InvalidRequest, Issue, NotFound, operation_outcome
 from carepath.service.apply_definitions import Definitions, plan_from_inputs, stored_definitions
+from carepath.service.apply_inputs import check_inputs
 from carepath.service.apply_persist import persist, with_messages
 from carepath.service.parameters import OperationInput, reference_text
 from carepath.store.repository import Repository, StoreTransaction
@@ -36,6 +37,7 @@ async def apply_plan(
     now: datetime | None = None,
 ) -> ApplyResponse:  # fmt: skip
     now = now or datetime.now(UTC)
+    check_inputs(inputs)
     subjects = [reference_text(s, "subject") for s in inputs.all("subject")]
     if not subjects:
         raise InvalidRequest("$apply needs at least one 'subject' parameter", expression=("Parameters.parameter",))
@@ -73,6 +75,7 @@ def _replayed(earlier: tuple[int, str]) -> ApplyResponse:
 async def apply_activity(
     repository: Repository, activity_id: str, inputs: OperationInput, *, now: datetime | None = None
 ) -> ApplyResponse:
+    check_inputs(inputs)
     subject = reference_text(inputs.one("subject"), "subject") if inputs.all("subject") else None
     if subject is None:
         raise InvalidRequest("$apply needs a 'subject' parameter", expression=("Parameters.parameter",))
@@ -109,19 +112,40 @@ async def _context(
 
 
 async def _data(tx: StoreTransaction, subject: str, inputs: OperationInput) -> tuple[dict[str, Any], list[str]]:
-    """`data` plus, with `useServerData` (default true), the subject's stored record; a supplied copy wins."""
-    data = inputs.one("data")
-    if data is not None and not (isinstance(data, dict) and data.get("resourceType") == "Bundle"):
-        raise InvalidRequest("Parameter 'data' must be a Bundle", expression=("Parameters.parameter",))
+    """`data` plus, with `useServerData` (default true), the subject's stored record; a supplied copy wins.
+
+    A subject neither supplied nor stored is a 404 naming `subject`: applied to nothing, the pathway would answer
+    "does not apply", and a mistyped id would read like a patient who does not qualify."""
+    data = inputs.one("data")  # a valid Bundle (check_inputs)
     entries = list((data or {}).get("entry") or [])
     used: list[str] = []
+    supplied = any(_key(e.get("resource")) == _subject_key(subject) or e.get("fullUrl") == subject for e in entries)
     if inputs.boolean("useServerData", True):
         known = {_key(e.get("resource")) for e in entries}
-        stored = [r for r in await tx.subject_record(subject) if _key(r) not in known]
+        record = await tx.subject_record(subject)
+        stored = [r for r in record if _key(r) not in known]
         entries += [{"resource": r} for r in stored]
         used = [f"{r['resourceType']}/{r['id']}/_history/{r['meta']['versionId']}" for r in stored
                 if f"{r['resourceType']}/{r['id']}" != subject]  # fmt: skip
+        found = supplied or any(_key(r) == _subject_key(subject) for r in record)
+    else:
+        found = supplied or await _stored(tx, subject)
+    if not found:
+        raise NotFound(f"The subject {subject} is neither stored nor in 'data'", expression=("subject",))
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}, used
+
+
+def _subject_key(subject: str) -> tuple[str, str]:
+    res_type, _, res_id = subject.rstrip("/").rpartition("/")
+    return res_type.rpartition("/")[2], res_id
+
+
+async def _stored(tx: StoreTransaction, subject: str) -> bool:
+    try:
+        await tx.read(*_subject_key(subject))
+    except (NotFound, Gone):
+        return False
+    return True
 
 
 def _key(resource: Any) -> tuple[str, str] | None:

@@ -183,3 +183,16 @@ def test_unknown_related_action_is_a_warning() -> None:
     result = apply(plan(action("a", relatedAction=[{"actionId": "ghost", "relationship": "after"}])), [TASK])
     assert result.issues[0].severity == "warning"
     assert result.issues[0].expression == ("PlanDefinition.action[0].relatedAction[0]",)
+
+
+def test_out_of_range_timing_in_stored_content_is_a_422_naming_the_element_not_an_overflow() -> None:
+    """Content stored before validation refused such durations: 1e300 days overflowed into a 500."""
+    huge = {"value": 1e300, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}
+    with pytest.raises(BusinessRuleViolation) as caught:
+        apply(plan(action("a", timingDuration=huge)), [TASK])
+    assert caught.value.status == 422 and caught.value.expression == ("PlanDefinition.action[0].timing",)
+    end_of_time = action("b", timingDateTime="9999-12-31T00:00:00Z")
+    after = action("c", relatedAction=[{"actionId": "b", "relationship": "after-end", "offsetDuration": days(2)}])
+    with pytest.raises(BusinessRuleViolation) as caught:
+        apply(plan(end_of_time, after), [TASK])
+    assert caught.value.expression == ("PlanDefinition.action[1]",)
