@@ -61,7 +61,7 @@ TASK_STEPS = {"S02", "S07", "S08", "S10", "S16", "S17", "S18"}
 NOTIFICATION_STEPS = {"S01", "S19"}
 # §4.3 due dates from T0 in days: one number, or (urgent, routine).
 DUE_DAYS: dict[str, int | tuple[int, int]] = {
-    "S01": 2, "S02": 7, "S03": 14, "S04": 7, "S05": 28, "S06": (3, 14), "S07": (1, 7), "S07b": 3, "S08": 7,
+    "S01": 2, "S02": 7, "S03": 14, "S04": 7, "S05": (7, 28), "S06": (3, 14), "S07": (1, 7), "S07b": 3, "S08": 7,
     "S09": (7, 28), "S10": 7, "S11": (7, 14), "S12": 28, "S13": 28, "S15": (7, 0),
 }  # fmt: skip
 AFTER_RCP_DAYS = {"S14": 14, "S15": 14, "S16": 14, "S17": 14, "S18": 14, "S19": 2}
@@ -142,7 +142,7 @@ def test_the_expected_steps_are_generated_with_their_priorities(applied: dict[st
 def test_each_step_has_its_code_kind_due_date_and_holds(applied: dict[str, ApplyResult], key: str) -> None:
     steps = by_step(applied[key])
     rcp_due = steps["S05"].due
-    assert rcp_due == NOW + timedelta(days=28)
+    assert rcp_due == NOW + timedelta(days=7 if steps["S05"].priority == U else 28)  # next weekly / next session
     for step, item in steps.items():
         assert (item.system, item.code) == expected_code(key, step), step
         assert item.kind == expected_kind(step), step
