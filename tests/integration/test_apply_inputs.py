@@ -107,3 +107,17 @@ async def test_a_subject_given_only_in_data_or_only_stored_is_found(client: http
     stored_id = (await create(client, patient("Stored")))["id"]
     no_server_data = parameters(subject(stored_id), ("useServerData", {"valueBoolean": False}))
     assert (await post_apply(client, path, no_server_data)).status_code == 200
+
+
+async def test_type_level_activity_definition_apply_takes_a_validated_inline_definition(
+    client: httpx.AsyncClient,
+) -> None:
+    patient_id = (await create(client, patient("Inputs")))["id"]
+    review = {"resourceType": "ActivityDefinition", "status": "active", "kind": "Task", "title": "Review"}
+    body = parameters(subject(patient_id), ("activityDefinition", {"resource": review}))
+    response = await post_apply(client, "ActivityDefinition", body)
+    assert response.status_code == 200, response.text
+    assert (response.json()["resourceType"], response.json()["status"]) == ("Task", "requested")
+    bad = parameters(subject(patient_id), ("activityDefinition", {"resource": {**review, "kind": "Nonsense"}}))
+    assert_outcome(await post_apply(client, "ActivityDefinition", bad), 400, expression="ActivityDefinition.kind")
+    assert_outcome(await post_apply(client, "ActivityDefinition", parameters(subject(patient_id))), 400)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from carepath import jsonutil
-from carepath.engine import ApplyContext, ApplyResult, apply_activity_definition, apply_plan_definition
+from carepath.engine import ApplyContext, ApplyResult, DictResolver, apply_activity_definition, apply_plan_definition
 from carepath.errors import Gone, InvalidRequest, Issue, NotFound, operation_outcome
 from carepath.service.apply_definitions import Definitions, plan_from_inputs, stored_definitions
 from carepath.service.apply_inputs import check_inputs
@@ -73,14 +73,23 @@ def _replayed(earlier: tuple[int, str]) -> ApplyResponse:
 
 
 async def apply_activity(
-    repository: Repository, activity_id: str, inputs: OperationInput, *, now: datetime | None = None
+    repository: Repository, activity_id: str | None, inputs: OperationInput, *, now: datetime | None = None
 ) -> ApplyResponse:
+    """Instance level (`activity_id`), or type level with the `activityDefinition` resource (R4: required there,
+    not allowed at the instance level)."""
     check_inputs(inputs)
     subject = reference_text(inputs.one("subject"), "subject") if inputs.all("subject") else None
     if subject is None:
         raise InvalidRequest("$apply needs a 'subject' parameter", expression=("Parameters.parameter",))
+    inline = inputs.one("activityDefinition")
+    if (inline is None) == (activity_id is None):
+        raise InvalidRequest("Give 'activityDefinition' at the type level, and only there",
+                             expression=("Parameters.parameter",))  # fmt: skip
     async with repository.reader() as tx:
-        definitions = await stored_definitions(repository, tx, "ActivityDefinition", activity_id)
+        if isinstance(inline, dict):  # a valid ActivityDefinition (check_inputs)
+            definitions = Definitions(inline, DictResolver([inline]))
+        else:
+            definitions = await stored_definitions(repository, tx, "ActivityDefinition", str(activity_id))
         ctx, _ = await _context(tx, subject, inputs, now or datetime.now(UTC))
     return ApplyResponse(200, apply_activity_definition(definitions.root, definitions.resolver, ctx))
 

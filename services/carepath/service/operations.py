@@ -17,5 +17,5 @@ class OperationDef:
 APPLY_PLAN = OperationDef("apply", "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply",
                           ("PlanDefinition",), instance=True, type_level=True)  # fmt: skip
 APPLY_ACTIVITY = OperationDef("apply", "http://hl7.org/fhir/OperationDefinition/ActivityDefinition-apply",
-                              ("ActivityDefinition",), instance=True, type_level=False)  # fmt: skip
+                              ("ActivityDefinition",), instance=True, type_level=True)  # fmt: skip
 OPERATIONS: tuple[OperationDef, ...] = (APPLY_PLAN, APPLY_ACTIVITY)
