@@ -27,7 +27,9 @@ from carepath.errors import Issue
 def invariant_issues(resource: dict[str, Any]) -> list[Issue]:
     """Every invariant violation of `resource` and of the resources it contains, each naming the element."""
     root = str(resource.get("resourceType"))
-    issues = [*_element_issues(resource, root), *_local_reference_issues(resource, root)]
+    # The common case (nothing wrong) is decided by one quick pass that builds no paths; only a resource that
+    # fails it gets the walk that names each element.
+    issues = [] if _clean(resource) else [*_element_issues(resource, root), *_local_reference_issues(resource, root)]
     contained = resource.get("contained")
     for i, inner in enumerate(contained if isinstance(contained, list) else []):
         if isinstance(inner, dict):
@@ -65,6 +67,70 @@ def _element_issues(value: Any, path: str) -> Iterator[Issue]:
         yield _issue(path, "per-1", f"the start {value['start']} is after the end {value['end']}")
     for key, item in value.items():
         yield from _element_issues(item, f"{path}.{key}")
+
+
+def _clean(resource: dict[str, Any]) -> bool:
+    """True when ele-1, ext-1, per-1, ref-1 and dom-3 certainly hold (False: look closer)."""
+    local: set[str] = set()
+    to_container: set[int] = set()
+    contained = resource.get("contained") or []
+    for i, inner in enumerate(contained):
+        inner_refs: set[str] = set()
+        if not _clean_tree(inner, inner_refs):
+            return False
+        if "#" in inner_refs:
+            to_container.add(i)
+        local |= inner_refs
+    if not _clean_tree({k: v for k, v in resource.items() if k != "contained"}, local):
+        return False
+    ids = {f"#{r.get('id')}" for r in contained if isinstance(r, dict)}
+    referenced = local - {"#"}
+    return referenced <= ids and all(
+        f"#{r.get('id')}" in referenced or i in to_container for i, r in enumerate(contained)
+    )
+
+
+_EXTENSIONS = ("extension", "modifierExtension")
+
+
+def _clean_tree(root: Any, refs: set[str]) -> bool:
+    """One iterative pass (this runs on every $apply result: no recursion, no paths); collects local references."""
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        value, in_extension = stack.pop()
+        if type(value) is list:
+            if not value:
+                return False
+            items: Any = value
+        else:
+            if not value:
+                return False
+            if in_extension and ("extension" in value) == any(k.startswith("value") for k in value):
+                return False
+            if "start" in value and "end" in value and not _ordered(value["start"], value["end"]):
+                return False
+            reference = value.get("reference")
+            if type(reference) is str and reference.startswith("#"):
+                refs.add(reference)
+            for key, item in value.items():
+                if type(item) is dict or type(item) is list:
+                    stack.append((item, key in _EXTENSIONS))
+                elif item == "":
+                    return False
+            continue
+        for item in items:
+            if type(item) is dict or type(item) is list:
+                stack.append((item, in_extension))
+            elif item == "":
+                return False
+    return True
+
+
+def _ordered(start: Any, end: Any) -> bool:
+    """Certainly start <= end: same format and offset (what the engine writes), compared as text."""
+    if type(start) is not str or type(end) is not str:
+        return True  # not a Period (or not valid: the models report it)
+    return len(start) == len(end) and (len(start) <= 10 or start[-6:] == end[-6:]) and start <= end
 
 
 def _after(start: str, end: str) -> bool:
