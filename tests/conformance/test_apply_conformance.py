@@ -17,15 +17,18 @@ from typing import Any
 
 import httpx
 import pytest
+from test_examples_validate import ABSENT
+from test_examples_validate import FIXTURES as FIXTURES_DIR
 
 from carepath import jsonutil
 from carepath.content.samples import SCENARIOS, sample_case
 from carepath.fhir.invariants import invariant_issues
 from carepath.fhir.validation import validate_resource
 from carepath.settings import Settings
-from conftest import FIXTURES_DIR, REPO_ROOT
 
 pytestmark = pytest.mark.conformance
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 HEADERS = {"Content-Type": "application/fhir+json"}
 PLAN_URL = "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
@@ -40,8 +43,7 @@ def _fixtures(prefix: str) -> list[Path]:
 def _plan_params() -> list[Any]:
     plans = _fixtures("plandefinition-")
     if not plans:
-        reason = f"fixtures folder absent: {FIXTURES_DIR}"
-        return [pytest.param(None, id="fixtures-absent", marks=pytest.mark.skip(reason=reason))]
+        return [pytest.param(None, id="fixtures-absent", marks=pytest.mark.skip(reason=ABSENT))]
     return [pytest.param(path, id=path.stem) for path in plans]
 
 
