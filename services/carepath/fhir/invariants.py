@@ -22,6 +22,7 @@ from typing import Any
 from dateutil.parser import isoparse
 
 from carepath.errors import Issue
+from carepath.jsonutil import dumps
 
 
 def invariant_issues(resource: dict[str, Any]) -> list[Issue]:
@@ -70,7 +71,13 @@ def _element_issues(value: Any, path: str) -> Iterator[Issue]:
 
 
 def _clean(resource: dict[str, Any]) -> bool:
-    """True when ele-1, ext-1, per-1, ref-1 and dom-3 certainly hold (False: look closer)."""
+    """True when ele-1, ext-1, per-1, ref-1 and dom-3 certainly hold (False: look closer).
+
+    Empty objects, arrays and strings are looked for in the serialised JSON (`""` there is always an empty
+    string; `{}` or `[]` inside a string only costs the closer look); the rest in one iterative pass."""
+    text = dumps(resource)
+    if b'""' in text or b"{}" in text or b"[]" in text:
+        return False
     local: set[str] = set()
     to_container: set[int] = set()
     contained = resource.get("contained") or []
@@ -91,38 +98,27 @@ def _clean(resource: dict[str, Any]) -> bool:
 
 
 _EXTENSIONS = ("extension", "modifierExtension")
+_NOT_VALUES = ("id", "url", "extension")
 
 
-def _clean_tree(root: Any, refs: set[str]) -> bool:
-    """One iterative pass (this runs on every $apply result: no recursion, no paths); collects local references."""
+def _clean_tree(root: dict[str, Any], refs: set[str]) -> bool:
+    """ext-1 and per-1 over every object below `root`, collecting local references (no recursion, no paths)."""
     stack: list[tuple[Any, bool]] = [(root, False)]
     while stack:
         value, in_extension = stack.pop()
         if type(value) is list:
-            if not value:
-                return False
-            items: Any = value
-        else:
-            if not value:
-                return False
-            if in_extension and ("extension" in value) == any(k.startswith("value") for k in value):
-                return False
-            if "start" in value and "end" in value and not _ordered(value["start"], value["end"]):
-                return False
-            reference = value.get("reference")
-            if type(reference) is str and reference.startswith("#"):
-                refs.add(reference)
-            for key, item in value.items():
-                if type(item) is dict or type(item) is list:
-                    stack.append((item, key in _EXTENSIONS))
-                elif item == "":
-                    return False
+            stack.extend((item, in_extension) for item in value if type(item) is dict or type(item) is list)
             continue
-        for item in items:
+        if in_extension and ("extension" in value) == (len(value) > sum(k in value for k in _NOT_VALUES)):
+            return False  # value[x] is whatever an extension holds besides id, url and extension
+        if "start" in value and "end" in value and not _ordered(value["start"], value["end"]):
+            return False
+        reference = value.get("reference")
+        if type(reference) is str and reference.startswith("#"):
+            refs.add(reference)
+        for key, item in value.items():
             if type(item) is dict or type(item) is list:
-                stack.append((item, in_extension))
-            elif item == "":
-                return False
+                stack.append((item, key in _EXTENSIONS))
     return True
 
 
