@@ -151,6 +151,7 @@ def _collect(
         scope = Scope.of(run.evaluator, parent_scope, action, path)
         held = _applicability(run, action, scope, path)
         if held is None:
+            _refuse_unsupported_below(run, action, path)
             continue
         node = Node(action, path, frame, parent, scope, conditions + held, option)
         below_option = option or action.get("selectionBehavior") in CHOICE_BEHAVIOURS
@@ -173,6 +174,18 @@ def _collect(
             node.definition = target
         nodes.append(node)
     return nodes
+
+
+def _refuse_unsupported_below(run: Run, action: dict[str, Any], path: str) -> None:
+    """The ActivityDefinitions an action that does not apply (and its sub-actions) would use: CQL in them is
+    refused too, so that whether it is noticed does not depend on the patient. (The actions themselves were
+    checked with their PlanDefinition; a definition that cannot be resolved is only an error where it applies.)"""
+    canonical = action.get("definitionCanonical")
+    found = run.resolver.resolve(canonical) if isinstance(canonical, str) and not canonical.startswith("#") else None
+    if found is not None and found.get("resourceType") == "ActivityDefinition":
+        refuse_unsupported(found, f"{path}.definitionCanonical.resolve()")
+    for i, child in enumerate(action.get("action", [])):
+        _refuse_unsupported_below(run, child, f"{path}.action[{i}]")
 
 
 def _definition(run: Run, frame: Frame, action: dict[str, Any], path: str) -> dict[str, Any] | None:

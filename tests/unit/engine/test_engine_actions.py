@@ -235,6 +235,15 @@ def test_a_due_date_set_by_a_dynamic_value_is_written_like_computed_ones() -> No
     assert task["restriction"]["period"]["end"] == "2026-03-04T09:30:15+00:00"
 
 
+def test_cql_in_the_definition_of_an_action_that_does_not_apply_is_refused_too() -> None:
+    ad = activity("dv", dynamicValue=[{"path": "priority", "expression": expr("'urgent'", language="text/cql")}])
+    with pytest.raises(NotSupported) as caught:
+        apply(plan(use(ad, "a", condition=[condition("false")])), [ad])
+    assert caught.value.expression == (
+        "PlanDefinition.action[0].definitionCanonical.resolve().dynamicValue[0].expression",
+    )
+
+
 def test_cql_dynamic_value_is_not_supported() -> None:
     ad = activity("dv", dynamicValue=[{"path": "priority", "expression": expr("'urgent'", language="text/cql")}])
     with pytest.raises(NotSupported) as caught:
