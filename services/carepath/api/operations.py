@@ -47,6 +47,13 @@ async def plan_apply_instance(request: Request, plan_id: str) -> Response:
     return await _apply_plan(request, check_id(plan_id))
 
 
+@router.post("/ActivityDefinition/$apply")
+@router.get("/ActivityDefinition/$apply")
+async def activity_apply_type(request: Request) -> Response:
+    inputs = await _inputs(request)
+    return _render(await apply_activity(app_state(request).repository, None, inputs))
+
+
 @router.post("/ActivityDefinition/{activity_id}/$apply")
 @router.get("/ActivityDefinition/{activity_id}/$apply")
 async def activity_apply(request: Request, activity_id: str) -> Response:

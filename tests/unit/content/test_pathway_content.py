@@ -107,7 +107,7 @@ def test_related_actions_point_to_existing_actions(plan: dict[str, Any]) -> None
 
 def test_the_entry_rule_is_the_top_level_applicability(plan: dict[str, Any]) -> None:
     assert plan["url"] == "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
-    assert plan["version"] == "1.0.0"
+    assert plan["version"] == "1.1.0"
     assert plan["type"]["coding"][0]["code"] == "clinical-protocol"
     (top,) = plan["action"]
     (condition,) = top["condition"]
