@@ -30,6 +30,7 @@ from carepath.settings import Settings
 from carepath.store.database import create_engine
 from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
+from carepath.store.schema import metadata
 
 pytestmark = pytest.mark.postgres
 
@@ -96,7 +97,9 @@ async def seeded(postgres_settings: Settings) -> AsyncIterator[tuple[Repository,
             for sql in SEED:
                 await conn.execute(text(sql), {"n": SEEDED} if ":n" in sql else {})
         async with engine.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text("ANALYZE"))
+            # Named tables only: a bare ANALYZE would walk (and lock) every schema of the shared database.
+            tables = ", ".join(table.name for table in metadata.sorted_tables)
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text(f"ANALYZE {tables}"))
         yield repository, engine
     finally:
         await engine.dispose()

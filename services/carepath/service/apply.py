@@ -78,7 +78,7 @@ async def apply_activity(
         raise InvalidRequest("$apply needs a 'subject' parameter", expression=("Parameters.parameter",))
     async with repository.reader() as tx:
         definitions = await stored_definitions(repository, tx, "ActivityDefinition", activity_id)
-        ctx, _ = await _context(tx, subject, inputs, now or datetime.now(UTC))
+        ctx, _ = await _context(tx, definitions, subject, inputs, now or datetime.now(UTC))
     return ApplyResponse(200, apply_activity_definition(definitions.root, definitions.resolver, ctx))
 
 
@@ -91,10 +91,10 @@ async def _plan(
 
 
 async def _context(
-    tx: StoreTransaction, subject: str, inputs: OperationInput, now: datetime
+    tx: StoreTransaction, definitions: Definitions, subject: str, inputs: OperationInput, now: datetime
 ) -> tuple[ApplyContext, list[str]]:
     """The engine's input, and the versioned references of the stored resources it was given (for Provenance)."""
-    data, used = await _data(tx, subject, inputs)
+    data, used = await _data(tx, subject, inputs, definitions.requirements.types)
     refs = {name: (reference_text(inputs.one(name), name) if inputs.all(name) else None)
             for name in ("encounter", "practitioner", "organization")}  # fmt: skip
     parameters = inputs.one("parameters")
@@ -108,8 +108,14 @@ async def _context(
     ), used  # fmt: skip
 
 
-async def _data(tx: StoreTransaction, subject: str, inputs: OperationInput) -> tuple[dict[str, Any], list[str]]:
-    """`data` plus, with `useServerData` (default true), the subject's stored record; a supplied copy wins."""
+async def _data(
+    tx: StoreTransaction, subject: str, inputs: OperationInput, types: frozenset[str] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """`data` plus, with `useServerData` (default true), the subject's stored record; a supplied copy wins.
+
+    Only the resource types the definitions can read (`types`, None: all) are fetched: the engine gets the
+    clinical record it needs, not carepath's own earlier CarePlans, Tasks and Provenances (unless a pathway's
+    expressions ask for them), and the Provenance lists exactly what it was given."""
     data = inputs.one("data")
     if data is not None and not (isinstance(data, dict) and data.get("resourceType") == "Bundle"):
         raise InvalidRequest("Parameter 'data' must be a Bundle", expression=("Parameters.parameter",))
@@ -117,7 +123,7 @@ async def _data(tx: StoreTransaction, subject: str, inputs: OperationInput) -> t
     used: list[str] = []
     if inputs.boolean("useServerData", True):
         known = {_key(e.get("resource")) for e in entries}
-        stored = [r for r in await tx.subject_record(subject) if _key(r) not in known]
+        stored = [r for r in await tx.subject_record(subject, types) if _key(r) not in known]
         entries += [{"resource": r} for r in stored]
         used = [f"{r['resourceType']}/{r['id']}/_history/{r['meta']['versionId']}" for r in stored
                 if f"{r['resourceType']}/{r['id']}" != subject]  # fmt: skip
@@ -134,7 +140,7 @@ async def _apply_one(
     tx: StoreTransaction, definitions: Definitions, subject: str, inputs: OperationInput, now: datetime,
     persisted: bool,
 ) -> tuple[ApplyResult, dict[str, Any]]:  # fmt: skip
-    ctx, used = await _context(tx, subject, inputs, now)
+    ctx, used = await _context(tx, definitions, subject, inputs, now)
     result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
     if not result.applicable:
         return result, result.careplan

@@ -16,10 +16,12 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from carepath.engine import DictResolver
 from carepath.engine.context import DEFINITION_TYPES
+from carepath.engine.requirements import DataRequirements, pathway_data_requirements
 from carepath.errors import InvalidRequest, NotFound
 from carepath.service.parameters import OperationInput
 from carepath.store.repository import Repository, StoreTransaction
@@ -35,6 +37,11 @@ class Definitions:
 
     root: dict[str, Any]
     resolver: DictResolver
+
+    @cached_property
+    def requirements(self) -> DataRequirements:
+        """What applying `root` can read of a record (computed once per cached entry)."""
+        return pathway_data_requirements(self.root, self.resolver)
 
     @property
     def version_reference(self) -> str | None:
