@@ -1,0 +1,282 @@
+"""Growth benchmark (issue 12): does a persisted `$apply` cost the same as the database and the patient grow?
+
+    python bench/bench_growth.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test \
+        [--sizes 10000,60000,1000000] [--calls 60] [--one-patient 100]
+
+Starts `carepath serve` in a fresh PostgreSQL schema (dropped afterwards) with the 10-action pathway of
+`bench_apply_http.py` and `--patients` patients, then:
+
+1. **Database growth.** For each size of `--sizes` (cumulative), adds resources of *other* patients directly in
+   SQL — set-based `INSERT ... SELECT generate_series`, 100,000 rows a statement, with their history and
+   search-index rows (2 references, 2 tokens, 1 date each, as a write through the API would give them) —
+   VACUUM ANALYZEs (what autovacuum does within minutes), then times `--calls` persisted and transient
+   `$apply`s, round-robin over the bench patients.
+2. **One patient's growth.** `--one-patient` persisted applies, one after another, to one new patient: the
+   median latency and the CPU per call of the last ten against the first ten.
+
+CPU per call is measured, not inferred from wall time: the server processes' user+system time and that of the
+PostgreSQL backends serving the server's connections (found through the server's sockets and
+`pg_stat_activity.client_port`), both from /proc. Figures are also given in units of one
+`sum(range(10**6))` on this machine (best of 7, measured at start and end), so that runs on machines of
+different speed compare. Writes bench/out/<label>-<time>.json; `--server-src` runs an older revision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import statistics
+import time
+import timeit
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+from bench_apply_http import _parameters, check_apply, store_content
+from bench_fhir_server import (
+    OUT_DIR,
+    Server,
+    _children,
+    _proc_stat,
+    _raw_dsn,
+    add_server_arguments,
+    fresh_schema,
+    machine,
+    running_server,
+    settle,
+    write_report,
+)
+from fhir_load import HEADERS, expect
+
+from carepath.content import codes
+
+CHUNK = 100_000
+# Other patients' records: (type, share of 20, has a subject/patient reference).
+MIX = [("Observation", 12, True), ("Condition", 2, True), ("Task", 4, True), ("CarePlan", 1, True),
+       ("Provenance", 1, False)]  # fmt: skip
+RESOURCES_PER_PATIENT = 40  # 2 million resources a year over 50,000 patients
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_server_arguments(parser, label="growth")
+    parser.add_argument("--sizes", default="10000,60000", help="resources of other patients, cumulative")
+    parser.add_argument("--patients", type=int, default=50)
+    parser.add_argument("--calls", type=int, default=60, help="persisted and transient calls timed per size")
+    parser.add_argument("--one-patient", type=int, default=100, help="persisted applies to one patient")
+    return parser.parse_args(argv)
+
+
+def sum_unit_ms() -> float:
+    """One `sum(range(10**6))` in ms (best of 7): the machine's single-thread speed."""
+    return min(timeit.repeat("sum(range(10**6))", number=1, repeat=7)) * 1000
+
+
+def _cpu(pid: int) -> float:
+    stat = _proc_stat(pid)
+    return 0.0 if stat is None else (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _socket_ports(pids: list[int]) -> set[int]:
+    """Local TCP ports of the sockets the processes hold (the client side of their database connections)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        inodes.update(link[8:-1] for link in links if link.startswith("socket:["))
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of the server processes and of the PostgreSQL backends serving them."""
+
+    server: Server
+    conn: asyncpg.Connection
+
+    async def sample(self) -> dict[int, float]:
+        pids = [self.server.pid, *_children(self.server.pid)]
+        rows = await self.conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])", sorted(_socket_ports(pids))
+        )
+        return {**{pid: _cpu(pid) for pid in pids}, **{-r["pid"]: _cpu(r["pid"]) for r in rows}}  # backends < 0
+
+    async def measure(self, run: Callable[[], Awaitable[list[float]]]) -> tuple[list[float], float, float]:
+        """(latencies, server CPU s, database CPU s) of a run."""
+        before = await self.sample()
+        latencies = await run()
+        after = await self.sample()
+        delta = {key: value - before.get(key, 0.0) for key, value in after.items()}
+        return latencies, sum(v for k, v in delta.items() if k > 0), sum(v for k, v in delta.items() if k < 0)
+
+
+async def grow(conn: asyncpg.Connection, schema: str, start: int, stop: int) -> float:
+    """Add resources start..stop-1 of other patients (rows, history, index rows); seconds taken."""
+    started = time.perf_counter()
+    types = "ARRAY[" + ",".join(f"'{t}'" for t, share, _ in MIX for _ in range(share)) + "]"
+    referencing = "(" + ",".join(f"'{t}'" for t, _, has in MIX if has) + ")"
+    await conn.execute(f'SET search_path TO "{schema}"')
+    for low in range(start, stop, CHUNK):
+        high = min(stop, low + CHUNK)
+        async with conn.transaction():
+            first = await conn.fetchval("SELECT coalesce(max(rid), 0) FROM resource")
+            await conn.execute(
+                f"""INSERT INTO resource (res_type, res_id, version, last_updated, deleted, content)
+                SELECT t, 'other-' || g, 1, now() AT TIME ZONE 'utc' - g * interval '1 second', false,
+                  json_build_object('resourceType', t, 'id', 'other-' || g,
+                    'meta', json_build_object('versionId', '1', 'lastUpdated', '2026-01-01T00:00:00Z'),
+                    'status', 'final', 'intent', 'order',
+                    'code', json_build_object('coding', json_build_array(
+                        json_build_object('system', '{codes.LOINC}', 'code', '{codes.ECOG}'))),
+                    'subject', json_build_object('reference', 'Patient/other-' || g / {RESOURCES_PER_PATIENT}),
+                    'effectiveDateTime', '2026-01-01T00:00:00Z', 'valueInteger', g % 5)::text
+                FROM (SELECT g, ({types})[1 + g % 20] AS t FROM generate_series($1::bigint, $2::bigint - 1) g) s""",
+                low,
+                high,
+            )
+            new = f"resource WHERE rid > {first}"
+            await conn.execute(
+                "INSERT INTO resource_history (rid, version, res_type, res_id, last_updated, method, deleted, "
+                f"content) SELECT rid, 1, res_type, res_id, last_updated, 'POST', false, content FROM {new}"
+            )
+            await conn.execute(
+                "INSERT INTO sp_reference (rid, res_type, param, target_type, target_id) SELECT rid, res_type, p, "
+                f"'Patient', 'other-' || substr(res_id, 7)::bigint / {RESOURCES_PER_PATIENT} "
+                f"FROM unnest(ARRAY['subject', 'patient']) p, {new} AND res_type IN {referencing}"
+            )
+            await conn.execute(
+                "INSERT INTO sp_token (rid, res_type, param, system, code) SELECT rid, res_type, p, "
+                f"CASE WHEN p = 'code' THEN '{codes.LOINC}' END, CASE WHEN p = 'code' THEN '{codes.ECOG}' "
+                f"ELSE 'final' END FROM unnest(ARRAY['code', 'status']) p, {new}"
+            )
+            await conn.execute(
+                "INSERT INTO sp_date (rid, res_type, param, low, high) "
+                f"SELECT rid, res_type, 'date', last_updated, last_updated FROM {new}"
+            )
+        print(f"  {high:,} other resources", flush=True)
+    return time.perf_counter() - started
+
+
+def _figures(latencies: list[float], server_s: float, db_s: float, calls: int, unit_ms: float) -> dict[str, float]:
+    server_ms, db_ms = server_s * 1000 / calls, db_s * 1000 / calls
+    return {"n": calls, "p50_ms": round(statistics.median(latencies), 2),
+            "server_cpu_ms": round(server_ms, 2), "db_cpu_ms": round(db_ms, 2),
+            "cpu_ms": round(server_ms + db_ms, 2), "cpu_units": round((server_ms + db_ms) / unit_ms, 3)}  # fmt: skip
+
+
+async def _calls(client: httpx.AsyncClient, path: str, body: Callable[[], dict[str, Any]], n: int) -> list[float]:
+    latencies = []
+    for _ in range(n):
+        started = time.perf_counter()
+        response = await client.post(path, json=body(), headers={**HEADERS, "Idempotency-Key": str(uuid.uuid4())})
+        latencies.append((time.perf_counter() - started) * 1000)
+        expect(response, 200)
+    return latencies
+
+
+async def at_size(meter: CpuMeter, client: httpx.AsyncClient, path: str, args: argparse.Namespace,
+                  unit_ms: float) -> dict[str, dict[str, float]]:  # fmt: skip
+    out = {}
+    for persist in (True, False):
+        body = _round_robin(args.patients, persist)
+        await _calls(client, path, body, 10)  # warm-up
+        run = functools.partial(_calls, client, path, body, args.calls)
+        latencies, server_s, db_s = await meter.measure(run)
+        out["persisted" if persist else "transient"] = _figures(latencies, server_s, db_s, args.calls, unit_ms)
+    return out
+
+
+def _round_robin(patients: int, persist: bool) -> Callable[[], dict[str, Any]]:
+    counter = iter(range(10**9))
+    return lambda: _parameters(next(counter) % patients, persist)
+
+
+async def one_patient(meter: CpuMeter, client: httpx.AsyncClient, path: str, n: int,
+                      unit_ms: float) -> dict[str, Any]:  # fmt: skip
+    """`n` persisted applies to one new patient: first ten against last ten."""
+    patient = {"resourceType": "Patient", "id": "bench-solo", "name": [{"text": "One patient, many applies"}]}
+    observation = {"resourceType": "Observation", "id": "bench-solo-ecog", "status": "final",
+                   "code": {"coding": [{"system": codes.LOINC, "code": codes.ECOG}]},
+                   "subject": {"reference": "Patient/bench-solo"}, "effectiveDateTime": "2026-01-15T10:00:00Z",
+                   "valueInteger": 3}  # fmt: skip
+    entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+               for r in (patient, observation)]  # fmt: skip
+    expect(await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
+                             headers=HEADERS), 200)  # fmt: skip
+    params = [{"name": "subject", "valueString": "Patient/bench-solo"}, {"name": "persist", "valueBoolean": True}]
+    body: dict[str, Any] = {"resourceType": "Parameters", "parameter": params}
+    first, server_a, db_a = await meter.measure(lambda: _calls(client, path, lambda: body, 10))
+    await _calls(client, path, lambda: body, n - 20)
+    last, server_b, db_b = await meter.measure(lambda: _calls(client, path, lambda: body, 10))
+    provenance = await client.get("/fhir/Provenance", params={"_sort": "-_lastUpdated", "_count": "1"},
+                                  headers=HEADERS)  # fmt: skip
+    expect(provenance, 200)
+    entities = len(provenance.json()["entry"][0]["resource"].get("entity", []))
+    head, tail = _figures(first, server_a, db_a, 10, unit_ms), _figures(last, server_b, db_b, 10, unit_ms)
+    return {"applies": n, "first_ten": head, "last_ten": tail,
+            "median_ratio": round(tail["p50_ms"] / head["p50_ms"], 2),
+            "cpu_ratio": round(tail["cpu_ms"] / head["cpu_ms"], 2), "last_provenance_entities": entities}  # fmt: skip
+
+
+async def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    OUT_DIR.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    unit_start = sum_unit_ms()
+    print(f"sum(range(10**6)): {unit_start:.1f} ms", flush=True)
+    report: dict[str, Any] = {"label": args.label, "started": stamp, "sizes": {}}
+    async with fresh_schema(args.database_url) as (schema, pg_version):
+        log_path = OUT_DIR / f"{args.label}-{stamp}-server.log"
+        async with running_server(args, schema, log_path) as server:
+            plan_id = await store_content(server.url, args.patients)
+            await check_apply(server.url, plan_id, args.patients)
+            path = f"/fhir/PlanDefinition/{plan_id}/$apply"
+            conn = await asyncpg.connect(_raw_dsn(args.database_url))
+            try:
+                meter = CpuMeter(server, conn)
+                async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+                    stored = 0
+                    for size in [0, *sizes]:
+                        seconds = await grow(conn, schema, stored, size) if size > stored else 0.0
+                        stored = max(stored, size)
+                        settle_s = await settle(args.database_url, schema)
+                        load = os.getloadavg()[0]
+                        figures = await at_size(meter, client, path, args, unit_start)
+                        timing = {"grow_s": round(seconds, 1), "vacuum_analyze_s": round(settle_s, 1)}
+                        report["sizes"][str(size)] = {**figures, **timing, "load_1min": load}
+                        print(f"{size:>9,} other resources: {figures} (load {load:.1f})", flush=True)
+                    if args.one_patient:
+                        report["one_patient"] = await one_patient(meter, client, path, args.one_patient, unit_start)
+                        print(f"one patient: {report['one_patient']}", flush=True)
+            finally:
+                await conn.close()
+    unit_end = sum_unit_ms()
+    report["machine"] = {**machine(pg_version), "sum_range_1e6_ms": [round(unit_start, 1), round(unit_end, 1)]}
+    report["config"] = {k: str(v) for k, v in vars(args).items() if k != "database_url"}
+    base = report["sizes"]["0"]["persisted"]["cpu_ms"]
+    report["persisted_cpu_ratio_to_fresh"] = {
+        size: round(s["persisted"]["cpu_ms"] / base, 2) for size, s in report["sizes"].items()
+    }
+    print(f"persisted CPU per call relative to the fresh database: {report['persisted_cpu_ratio_to_fresh']}")
+    write_report(report, f"{args.label}-{stamp}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
