@@ -16,9 +16,10 @@ Starts `carepath serve` in a fresh PostgreSQL schema (dropped afterwards) with t
 
 CPU per call is measured, not inferred from wall time: the server processes' user+system time and that of the
 PostgreSQL backends serving the server's connections (found through the server's sockets and
-`pg_stat_activity.client_port`), both from /proc. Figures are also given in units of one
-`sum(range(10**6))` on this machine (best of 7, measured at start and end), so that runs on machines of
-different speed compare. Writes bench/out/<label>-<time>.json; `--server-src` runs an older revision.
+`pg_stat_activity.client_port`), both from /proc. It is also given in units of one `sum(range(10**6))` (best of
+7) measured right before and after each timed run, so that runs on machines of different speed — or on this
+shared machine at different moments — compare; ratios between sizes are ratios of those units.
+Writes bench/out/<label>-<time>.json; `--server-src` runs an older revision.
 """
 
 from __future__ import annotations
@@ -116,13 +117,19 @@ class CpuMeter:
         )
         return {**{pid: _cpu(pid) for pid in pids}, **{-r["pid"]: _cpu(r["pid"]) for r in rows}}  # backends < 0
 
-    async def measure(self, run: Callable[[], Awaitable[list[float]]]) -> tuple[list[float], float, float]:
-        """(latencies, server CPU s, database CPU s) of a run."""
+    async def measure(self, run: Callable[[], Awaitable[list[float]]]) -> dict[str, Any]:
+        """Latencies, server and database CPU seconds of a run, and the single-thread unit around it.
+
+        The unit is measured right before and after the run: on a shared machine one `sum(range(10**6))` took
+        anything from 9 to 35 ms within minutes, and CPU time per call moves with it."""
+        unit_before = sum_unit_ms()
         before = await self.sample()
         latencies = await run()
         after = await self.sample()
+        unit = (unit_before + sum_unit_ms()) / 2
         delta = {key: value - before.get(key, 0.0) for key, value in after.items()}
-        return latencies, sum(v for k, v in delta.items() if k > 0), sum(v for k, v in delta.items() if k < 0)
+        server_s, db_s = sum(v for k, v in delta.items() if k > 0), sum(v for k, v in delta.items() if k < 0)
+        return {"latencies": latencies, "server_s": server_s, "db_s": db_s, "unit_ms": unit}
 
 
 async def grow(conn: asyncpg.Connection, schema: str, start: int, stop: int) -> float:
@@ -172,11 +179,12 @@ async def grow(conn: asyncpg.Connection, schema: str, start: int, stop: int) -> 
     return time.perf_counter() - started
 
 
-def _figures(latencies: list[float], server_s: float, db_s: float, calls: int, unit_ms: float) -> dict[str, float]:
-    server_ms, db_ms = server_s * 1000 / calls, db_s * 1000 / calls
-    return {"n": calls, "p50_ms": round(statistics.median(latencies), 2),
-            "server_cpu_ms": round(server_ms, 2), "db_cpu_ms": round(db_ms, 2),
-            "cpu_ms": round(server_ms + db_ms, 2), "cpu_units": round((server_ms + db_ms) / unit_ms, 3)}  # fmt: skip
+def _figures(run: dict[str, Any]) -> dict[str, float]:
+    calls, unit = len(run["latencies"]), run["unit_ms"]
+    server_ms, db_ms = run["server_s"] * 1000 / calls, run["db_s"] * 1000 / calls
+    return {"n": calls, "p50_ms": round(statistics.median(run["latencies"]), 2),
+            "server_cpu_ms": round(server_ms, 2), "db_cpu_ms": round(db_ms, 2), "cpu_ms": round(server_ms + db_ms, 2),
+            "unit_ms": round(unit, 1), "cpu_units": round((server_ms + db_ms) / unit, 3)}  # fmt: skip
 
 
 async def _calls(client: httpx.AsyncClient, path: str, body: Callable[[], dict[str, Any]], n: int) -> list[float]:
@@ -189,15 +197,15 @@ async def _calls(client: httpx.AsyncClient, path: str, body: Callable[[], dict[s
     return latencies
 
 
-async def at_size(meter: CpuMeter, client: httpx.AsyncClient, path: str, args: argparse.Namespace,
-                  unit_ms: float) -> dict[str, dict[str, float]]:  # fmt: skip
+async def at_size(
+    meter: CpuMeter, client: httpx.AsyncClient, path: str, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
     out = {}
     for persist in (True, False):
         body = _round_robin(args.patients, persist)
         await _calls(client, path, body, 10)  # warm-up
         run = functools.partial(_calls, client, path, body, args.calls)
-        latencies, server_s, db_s = await meter.measure(run)
-        out["persisted" if persist else "transient"] = _figures(latencies, server_s, db_s, args.calls, unit_ms)
+        out["persisted" if persist else "transient"] = _figures(await meter.measure(run))
     return out
 
 
@@ -206,8 +214,7 @@ def _round_robin(patients: int, persist: bool) -> Callable[[], dict[str, Any]]:
     return lambda: _parameters(next(counter) % patients, persist)
 
 
-async def one_patient(meter: CpuMeter, client: httpx.AsyncClient, path: str, n: int,
-                      unit_ms: float) -> dict[str, Any]:  # fmt: skip
+async def one_patient(meter: CpuMeter, client: httpx.AsyncClient, path: str, n: int) -> dict[str, Any]:
     """`n` persisted applies to one new patient: first ten against last ten."""
     patient = {"resourceType": "Patient", "id": "bench-solo", "name": [{"text": "One patient, many applies"}]}
     observation = {"resourceType": "Observation", "id": "bench-solo-ecog", "status": "final",
@@ -220,17 +227,18 @@ async def one_patient(meter: CpuMeter, client: httpx.AsyncClient, path: str, n: 
                              headers=HEADERS), 200)  # fmt: skip
     params = [{"name": "subject", "valueString": "Patient/bench-solo"}, {"name": "persist", "valueBoolean": True}]
     body: dict[str, Any] = {"resourceType": "Parameters", "parameter": params}
-    first, server_a, db_a = await meter.measure(lambda: _calls(client, path, lambda: body, 10))
+    first = await meter.measure(lambda: _calls(client, path, lambda: body, 10))
     await _calls(client, path, lambda: body, n - 20)
-    last, server_b, db_b = await meter.measure(lambda: _calls(client, path, lambda: body, 10))
+    last = await meter.measure(lambda: _calls(client, path, lambda: body, 10))
     provenance = await client.get("/fhir/Provenance", params={"_sort": "-_lastUpdated", "_count": "1"},
                                   headers=HEADERS)  # fmt: skip
     expect(provenance, 200)
     entities = len(provenance.json()["entry"][0]["resource"].get("entity", []))
-    head, tail = _figures(first, server_a, db_a, 10, unit_ms), _figures(last, server_b, db_b, 10, unit_ms)
+    head, tail = _figures(first), _figures(last)
     return {"applies": n, "first_ten": head, "last_ten": tail,
             "median_ratio": round(tail["p50_ms"] / head["p50_ms"], 2),
-            "cpu_ratio": round(tail["cpu_ms"] / head["cpu_ms"], 2), "last_provenance_entities": entities}  # fmt: skip
+            "cpu_units_ratio": round(tail["cpu_units"] / head["cpu_units"], 2),
+            "last_provenance_entities": entities}  # fmt: skip
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -257,23 +265,23 @@ async def main(argv: list[str] | None = None) -> int:
                         stored = max(stored, size)
                         settle_s = await settle(args.database_url, schema)
                         load = os.getloadavg()[0]
-                        figures = await at_size(meter, client, path, args, unit_start)
+                        figures = await at_size(meter, client, path, args)
                         timing = {"grow_s": round(seconds, 1), "vacuum_analyze_s": round(settle_s, 1)}
                         report["sizes"][str(size)] = {**figures, **timing, "load_1min": load}
                         print(f"{size:>9,} other resources: {figures} (load {load:.1f})", flush=True)
                     if args.one_patient:
-                        report["one_patient"] = await one_patient(meter, client, path, args.one_patient, unit_start)
+                        report["one_patient"] = await one_patient(meter, client, path, args.one_patient)
                         print(f"one patient: {report['one_patient']}", flush=True)
             finally:
                 await conn.close()
     unit_end = sum_unit_ms()
     report["machine"] = {**machine(pg_version), "sum_range_1e6_ms": [round(unit_start, 1), round(unit_end, 1)]}
     report["config"] = {k: str(v) for k, v in vars(args).items() if k != "database_url"}
-    base = report["sizes"]["0"]["persisted"]["cpu_ms"]
-    report["persisted_cpu_ratio_to_fresh"] = {
-        size: round(s["persisted"]["cpu_ms"] / base, 2) for size, s in report["sizes"].items()
+    base = report["sizes"]["0"]["persisted"]["cpu_units"]
+    report["persisted_cpu_units_ratio_to_fresh"] = {
+        size: round(s["persisted"]["cpu_units"] / base, 2) for size, s in report["sizes"].items()
     }
-    print(f"persisted CPU per call relative to the fresh database: {report['persisted_cpu_ratio_to_fresh']}")
+    print(f"persisted CPU units per call, relative to fresh: {report['persisted_cpu_units_ratio_to_fresh']}")
     write_report(report, f"{args.label}-{stamp}")
     return 0
 
