@@ -179,6 +179,16 @@ async def grow(conn: asyncpg.Connection, schema: str, start: int, stop: int) -> 
     return time.perf_counter() - started
 
 
+async def storage_mb(conn: asyncpg.Connection, schema: str) -> dict[str, float]:
+    """Each table's size with its indexes and TOAST (MB): what the capacity plan's bytes per resource come from."""
+    rows = await conn.fetch(
+        "SELECT tablename, pg_total_relation_size(format('%I.%I', schemaname, tablename)) AS bytes "
+        "FROM pg_tables WHERE schemaname = $1",
+        schema,
+    )
+    return {r["tablename"]: round(r["bytes"] / 2**20, 1) for r in rows if r["bytes"] > 2**20}
+
+
 def _figures(run: dict[str, Any]) -> dict[str, float]:
     calls, unit = len(run["latencies"]), run["unit_ms"]
     server_ms, db_ms = run["server_s"] * 1000 / calls, run["db_s"] * 1000 / calls
@@ -267,7 +277,8 @@ async def main(argv: list[str] | None = None) -> int:
                         load = os.getloadavg()[0]
                         figures = await at_size(meter, client, path, args)
                         timing = {"grow_s": round(seconds, 1), "vacuum_analyze_s": round(settle_s, 1)}
-                        report["sizes"][str(size)] = {**figures, **timing, "load_1min": load}
+                        storage = await storage_mb(conn, schema)
+                        report["sizes"][str(size)] = {**figures, **timing, "load_1min": load, "storage_mb": storage}
                         print(f"{size:>9,} other resources: {figures} (load {load:.1f})", flush=True)
                     if args.one_patient:
                         report["one_patient"] = await one_patient(meter, client, path, args.one_patient)
