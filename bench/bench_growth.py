@@ -40,7 +40,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
-from bench_apply_http import _parameters, check_apply, store_content
+from bench_apply_http import check_apply, store_content
 from bench_fhir_server import (
     OUT_DIR,
     Server,
@@ -56,7 +56,13 @@ from bench_fhir_server import (
 )
 from fhir_load import HEADERS, expect
 
+from carepath import jsonutil
 from carepath.content import codes
+from carepath.content.loader import load_pathway_files
+from carepath.content.samples import SCENARIOS
+
+PATHWAYS = Path(__file__).resolve().parents[1] / "pathways"
+SHIPPED_URL = "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
 
 CHUNK = 100_000
 # Other patients' records: (type, share of 20, has a subject/patient reference).
@@ -72,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patients", type=int, default=50)
     parser.add_argument("--calls", type=int, default=60, help="persisted and transient calls timed per size")
     parser.add_argument("--one-patient", type=int, default=100, help="persisted applies to one patient")
+    parser.add_argument("--pathway", choices=("bench", "shipped"), default="bench",
+                        help="bench: the 10-action plan of bench_apply_http.py; shipped: pathways/ on the 10 sample "
+                             "patients of the clinical specification")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -208,35 +217,68 @@ async def _calls(client: httpx.AsyncClient, path: str, body: Callable[[], dict[s
 
 
 async def at_size(
-    meter: CpuMeter, client: httpx.AsyncClient, path: str, args: argparse.Namespace
+    meter: CpuMeter, client: httpx.AsyncClient, path: str, args: argparse.Namespace, subjects: list[str]
 ) -> dict[str, dict[str, float]]:
     out = {}
     for persist in (True, False):
-        body = _round_robin(args.patients, persist)
+        body = _round_robin(subjects, persist)
         await _calls(client, path, body, 10)  # warm-up
         run = functools.partial(_calls, client, path, body, args.calls)
         out["persisted" if persist else "transient"] = _figures(await meter.measure(run))
     return out
 
 
-def _round_robin(patients: int, persist: bool) -> Callable[[], dict[str, Any]]:
+def _round_robin(subjects: list[str], persist: bool) -> Callable[[], dict[str, Any]]:
     counter = iter(range(10**9))
-    return lambda: _parameters(next(counter) % patients, persist)
+    return lambda: _apply_parameters(subjects[next(counter) % len(subjects)], persist)
 
 
-async def one_patient(meter: CpuMeter, client: httpx.AsyncClient, path: str, n: int) -> dict[str, Any]:
-    """`n` persisted applies to one new patient: first ten against last ten."""
+def _apply_parameters(subject: str, persist: bool) -> dict[str, Any]:
+    return {"resourceType": "Parameters", "parameter": [
+        {"name": "subject", "valueString": subject}, {"name": "persist", "valueBoolean": persist}]}  # fmt: skip
+
+
+async def _transaction(client: httpx.AsyncClient, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    body = jsonutil.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries})  # decimals as written
+    response = await client.post("/fhir", content=body, headers=HEADERS)
+    expect(response, 200)
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def store_shipped(client: httpx.AsyncClient) -> tuple[str, list[str]]:
+    """The shipped pathway and the specification's ten sample patients; (PlanDefinition id, subjects)."""
+    definitions = load_pathway_files(PATHWAYS)
+    answer = await _transaction(client, [{"resource": r, "request": {"method": "POST", "url": r["resourceType"]}}
+                                         for r in definitions])  # fmt: skip
+    plan_index = next(i for i, r in enumerate(definitions) if r.get("url") == SHIPPED_URL)
+    plan_id = answer["entry"][plan_index]["response"]["location"].split("/")[1]
+    now = datetime.now(UTC)
+    for case in SCENARIOS:
+        await _transaction(client, case.upsert(now)["entry"])
+    subjects = [f"Patient/{case.key}" for case in SCENARIOS]
+    response = await client.post(f"/fhir/PlanDefinition/{plan_id}/$apply", json=_apply_parameters(subjects[0], True),
+                                 headers=HEADERS)  # fmt: skip
+    expect(response, 200)
+    if len(response.json().get("activity", [])) == 0:
+        raise RuntimeError("the shipped pathway produced no activity for the first sample patient")
+    return plan_id, subjects
+
+
+async def store_solo(client: httpx.AsyncClient) -> str:
+    """A new patient with one ECOG, for the bench pathway's one-patient run."""
     patient = {"resourceType": "Patient", "id": "bench-solo", "name": [{"text": "One patient, many applies"}]}
     observation = {"resourceType": "Observation", "id": "bench-solo-ecog", "status": "final",
                    "code": {"coding": [{"system": codes.LOINC, "code": codes.ECOG}]},
                    "subject": {"reference": "Patient/bench-solo"}, "effectiveDateTime": "2026-01-15T10:00:00Z",
                    "valueInteger": 3}  # fmt: skip
-    entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-               for r in (patient, observation)]  # fmt: skip
-    expect(await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
-                             headers=HEADERS), 200)  # fmt: skip
-    params = [{"name": "subject", "valueString": "Patient/bench-solo"}, {"name": "persist", "valueBoolean": True}]
-    body: dict[str, Any] = {"resourceType": "Parameters", "parameter": params}
+    await _transaction(client, [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                                for r in (patient, observation)])  # fmt: skip
+    return "Patient/bench-solo"
+
+
+async def one_patient(meter: CpuMeter, client: httpx.AsyncClient, path: str, n: int, subject: str) -> dict[str, Any]:
+    """`n` persisted applies to one patient, one after another: first ten against last ten."""
+    body = _apply_parameters(subject, True)
     first = await meter.measure(lambda: _calls(client, path, lambda: body, 10))
     await _calls(client, path, lambda: body, n - 20)
     last = await meter.measure(lambda: _calls(client, path, lambda: body, 10))
@@ -245,7 +287,7 @@ async def one_patient(meter: CpuMeter, client: httpx.AsyncClient, path: str, n: 
     expect(provenance, 200)
     entities = len(provenance.json()["entry"][0]["resource"].get("entity", []))
     head, tail = _figures(first), _figures(last)
-    return {"applies": n, "first_ten": head, "last_ten": tail,
+    return {"subject": subject, "applies": n, "first_ten": head, "last_ten": tail,
             "median_ratio": round(tail["p50_ms"] / head["p50_ms"], 2),
             "cpu_units_ratio": round(tail["cpu_units"] / head["cpu_units"], 2),
             "last_provenance_entities": entities}  # fmt: skip
@@ -262,8 +304,13 @@ async def main(argv: list[str] | None = None) -> int:
     async with fresh_schema(args.database_url) as (schema, pg_version):
         log_path = OUT_DIR / f"{args.label}-{stamp}-server.log"
         async with running_server(args, schema, log_path) as server:
-            plan_id = await store_content(server.url, args.patients)
-            await check_apply(server.url, plan_id, args.patients)
+            if args.pathway == "shipped":
+                async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+                    plan_id, subjects = await store_shipped(client)
+            else:
+                plan_id = await store_content(server.url, args.patients)
+                await check_apply(server.url, plan_id, args.patients)
+                subjects = [f"Patient/bench-{i:04d}" for i in range(args.patients)]
             path = f"/fhir/PlanDefinition/{plan_id}/$apply"
             conn = await asyncpg.connect(_raw_dsn(args.database_url))
             try:
@@ -275,13 +322,15 @@ async def main(argv: list[str] | None = None) -> int:
                         stored = max(stored, size)
                         settle_s = await settle(args.database_url, schema)
                         load = os.getloadavg()[0]
-                        figures = await at_size(meter, client, path, args)
+                        figures = await at_size(meter, client, path, args, subjects)
                         timing = {"grow_s": round(seconds, 1), "vacuum_analyze_s": round(settle_s, 1)}
                         storage = await storage_mb(conn, schema)
                         report["sizes"][str(size)] = {**figures, **timing, "load_1min": load, "storage_mb": storage}
                         print(f"{size:>9,} other resources: {figures} (load {load:.1f})", flush=True)
                     if args.one_patient:
-                        report["one_patient"] = await one_patient(meter, client, path, args.one_patient)
+                        report["one_patient"] = await one_patient(
+                            meter, client, path, args.one_patient,
+                            subjects[1] if args.pathway == "shipped" else await store_solo(client))  # fmt: skip
                         print(f"one patient: {report['one_patient']}", flush=True)
             finally:
                 await conn.close()
