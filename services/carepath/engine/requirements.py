@@ -63,6 +63,12 @@ class DataRequirements:
     def types(self) -> frozenset[str] | None:
         return None if self.unbounded else frozenset(r.type for r in self.requirements)
 
+    def reads(self, resource_type: str) -> bool:
+        """Whether a resource of this type can change what the pathway computes (e.g. to decide whether a write
+        calls for re-evaluating a patient's pathway)."""
+        types = self.types
+        return types is None or resource_type in types
+
 
 @dataclass
 class _Collector:

@@ -138,6 +138,13 @@ def test_codes_named_beside_the_type_are_kept_unless_some_read_has_none() -> Non
     assert [(r.type, r.codes) for r in mixed.requirements] == [("Observation", ())]
 
 
+def test_reads_tells_which_writes_concern_the_pathway() -> None:
+    bounded = pathway_data_requirements(_plan("%data.entry.resource.ofType(Observation)"), DictResolver([]))
+    assert bounded.reads("Observation") and not bounded.reads("Task")
+    unbounded = pathway_data_requirements(_plan("%data.entry.resource.count()"), DictResolver([]))
+    assert unbounded.reads("Task")
+
+
 def test_generated_types_only_when_asked() -> None:
     assert not (_types("%data.entry.resource.ofType(Observation)") or set()) & set(GENERATED)
     assert _types("%data.entry.resource.ofType(Task).exists()") == {"Task"}
