@@ -1,4 +1,5 @@
-"""Every query on the `$apply` and stop-rule hot paths uses an index, checked with EXPLAIN on PostgreSQL.
+"""Every query on the hot paths ($apply, stop rules, read, vread, worklist search, create, update) uses an index,
+checked with EXPLAIN on PostgreSQL.
 
 The schema is seeded (set-based INSERT ... SELECT generate_series, a few seconds) with 30,000 resources of 3,000
 other patients and their index rows, then ANALYZEd: at that size a sequential scan of `resource` or an index
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carepath import jsonutil
 from carepath.content.samples import sample_case
+from carepath.fhir.search.query import parse_search
 from carepath.service.apply import apply_plan
 from carepath.service.bundles import run_transaction
 from carepath.service.parameters import OperationInput
@@ -161,6 +163,32 @@ async def test_apply_and_stop_rule_queries_use_indexes(seeded: tuple[Repository,
     plans = await _explain(engine, captured)
 
     assert len(plans) >= 5
+    assert _table_scans(plans) == []
+
+
+async def test_fhir_server_hot_path_queries_use_indexes(seeded: tuple[Repository, AsyncEngine]) -> None:
+    """Read, the worklist search, create and update of a Task: what the EHR integrations and worklists send."""
+    repository, engine = seeded
+    captured = Captured()
+    event.listen(engine.sync_engine, "before_cursor_execute", captured)
+    captured.on = True
+    task = {"resourceType": "Task", "status": "requested", "intent": "order", "for": {"reference": "Patient/p"},
+            "owner": {"reference": "Practitioner/pr"}, "restriction": {"period": {"end": "2027-01-15"}}}  # fmt: skip
+    async with repository.transaction() as tx:
+        created = await tx.create(task)
+    async with repository.transaction() as tx:
+        await tx.update("Task", created.res_id, {**task, "id": created.res_id, "status": "ready"})
+    worklist = parse_search("Task", [("owner", "Practitioner/pr"), ("status", "requested,ready"),
+                                     ("_sort", "due-date"), ("_count", "50")])  # fmt: skip
+    async with repository.reader() as tx:
+        assert (await tx.read("Task", created.res_id)).version == 2
+        assert (await tx.vread("Task", created.res_id, 1)).version == 1
+        assert [stored.res_id for _, stored in await tx.search(worklist)] == [created.res_id]
+    captured.on = False
+
+    plans = await _explain(engine, captured)
+
+    assert len(plans) >= 4
     assert _table_scans(plans) == []
 
 
