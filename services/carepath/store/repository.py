@@ -51,7 +51,7 @@ _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
 
 
 def subject_record_statement(subject: str, types: Collection[str] | None = None) -> Executable:
-    """The SELECT behind `StoreTransaction.subject_record` (rid, content), exposed so a test can EXPLAIN it."""
+    """The SELECT behind `StoreTransaction.subject_record`: (rid, content) of the subject and what references it."""
     target_type, _, target_id = subject.partition("/")
     own = select(resource.c.rid, resource.c.content).where(
         resource.c.res_type == target_type, resource.c.res_id == target_id, resource.c.deleted.is_(False)
