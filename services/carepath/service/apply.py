@@ -90,7 +90,7 @@ async def apply_activity(
             definitions = Definitions(inline, DictResolver([inline]))
         else:
             definitions = await stored_definitions(repository, tx, "ActivityDefinition", str(activity_id))
-        ctx, _ = await _context(tx, subject, inputs, now or datetime.now(UTC))
+        ctx, _ = await _context(tx, definitions, subject, inputs, now or datetime.now(UTC))
     return ApplyResponse(200, apply_activity_definition(definitions.root, definitions.resolver, ctx))
 
 
@@ -103,10 +103,16 @@ async def _plan(
 
 
 async def _context(
-    tx: StoreTransaction, subject: str, inputs: OperationInput, now: datetime, *, persist: bool = False
+    tx: StoreTransaction,
+    definitions: Definitions,
+    subject: str,
+    inputs: OperationInput,
+    now: datetime,
+    *,
+    persist: bool = False,
 ) -> tuple[ApplyContext, list[str]]:
     """The engine's input, and the versioned references of the stored resources it was given (for Provenance)."""
-    data, used = await _data(tx, subject, inputs)
+    data, used = await _data(tx, subject, inputs, definitions.requirements.types)
     refs = {name: (reference_text(inputs.one(name), name) if inputs.all(name) else None)
             for name in ("encounter", "practitioner", "organization")}  # fmt: skip
     parameters = inputs.one("parameters")
@@ -120,18 +126,23 @@ async def _context(
     ), used  # fmt: skip
 
 
-async def _data(tx: StoreTransaction, subject: str, inputs: OperationInput) -> tuple[dict[str, Any], list[str]]:
+async def _data(
+    tx: StoreTransaction, subject: str, inputs: OperationInput, types: frozenset[str] | None
+) -> tuple[dict[str, Any], list[str]]:
     """`data` plus, with `useServerData` (default true), the subject's stored record; a supplied copy wins.
 
-    A subject neither supplied nor stored is a 404 naming `subject`: applied to nothing, the pathway would answer
-    "does not apply", and a mistyped id would read like a patient who does not qualify."""
+    Only the resource types the definitions can read (`types`, None: all) are fetched: the engine gets the
+    clinical record it needs, not carepath's own earlier CarePlans, Tasks and Provenances (unless a pathway's
+    expressions ask for them), and the Provenance lists exactly what it was given. A subject neither supplied
+    nor stored is a 404 naming `subject`: applied to nothing, the pathway would answer "does not apply", and a
+    mistyped id would read like a patient who does not qualify."""
     data = inputs.one("data")  # a valid Bundle (check_inputs)
     entries = list((data or {}).get("entry") or [])
     used: list[str] = []
     supplied = any(_key(e.get("resource")) == _subject_key(subject) or e.get("fullUrl") == subject for e in entries)
     if inputs.boolean("useServerData", True):
         known = {_key(e.get("resource")) for e in entries}
-        record = await tx.subject_record(subject)
+        record = await tx.subject_record(subject, types)
         stored = [r for r in record if _key(r) not in known]
         entries += [{"resource": r} for r in stored]
         used = [f"{r['resourceType']}/{r['id']}/_history/{r['meta']['versionId']}" for r in stored
@@ -167,7 +178,7 @@ async def _apply_one(
     tx: StoreTransaction, definitions: Definitions, subject: str, inputs: OperationInput, now: datetime,
     persisted: bool,
 ) -> tuple[ApplyResult, dict[str, Any]]:  # fmt: skip
-    ctx, used = await _context(tx, subject, inputs, now, persist=persisted)
+    ctx, used = await _context(tx, definitions, subject, inputs, now, persist=persisted)
     result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
     if not result.applicable:
         return result, result.careplan
