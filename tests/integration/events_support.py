@@ -49,7 +49,7 @@ def env_settings(kind: str, tmp_path: Path, schema: str | None, prefix: str, **e
     common.update(extra)
     if kind == "embedded":
         return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'carepath.sqlite'}", **common)
-    return Settings(database_url=POSTGRES_URL, database_schema=schema or "", redis_url=REDIS_URL, **common)
+    return Settings(**{"database_url": POSTGRES_URL, "database_schema": schema or "", "redis_url": REDIS_URL, **common})
 
 
 async def delete_prefix(streams: Streams, prefix: str) -> None:

@@ -85,9 +85,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "carepath.cli", "worker"], env=worker_env(settings),
-                            stdout=handle, stderr=subprocess.STDOUT)  # fmt: skip
+    with log.open("ab") as handle:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "carepath.cli", "worker"], env=worker_env(settings),
+                                stdout=handle, stderr=subprocess.STDOUT)  # fmt: skip
 
 
 async def eventually(check: Any, timeout: float, what: str) -> None:
