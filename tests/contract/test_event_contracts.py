@@ -76,12 +76,10 @@ def test_the_asyncapi_document_names_the_streams_and_every_type() -> None:
             assert target == f"{message['title']}.json"
 
 
-async def test_events_emitted_by_a_run_match_the_contract(tmp_path: Path) -> None:
-    from conftest import open_client
-
-    settings = env_settings("embedded", tmp_path, None, f"test:{uuid.uuid4().hex[:12]}")
+async def test_events_emitted_by_a_run_match_the_contract(tmp_path: Path, make_client: Any) -> None:
+    settings = env_settings(tmp_path, f"test:{uuid.uuid4().hex[:12]}")
     async with open_env(settings) as env:
-        async with open_client(settings) as http:  # the HTTP door: internal events
+        async with make_client(settings) as http:  # the HTTP door: internal events
             body = patient()
             response = await http.post("/fhir/Patient", json=body, headers={"Content-Type": "application/fhir+json"})
             subject = f"Patient/{response.json()['id']}"

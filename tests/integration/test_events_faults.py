@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from events_support import EventEnv, cloud_event, disease_status, env_settings, open_env, patient
+from events_support import EventEnv, cloud_event, disease_status, env_settings, open_env, patient, real_base
 from fault_support import LockableRole, eventually, own_redis, start_worker
 
 from carepath import jsonutil
@@ -27,7 +27,6 @@ from carepath.service.interactions import Interaction, execute_crud
 from carepath.settings import Settings
 from carepath.store.database import create_engine
 from carepath.store.repository import Repository
-from conftest import require_redis
 
 LOINC = "http://loinc.org"
 KILL_EVENTS = int(os.environ.get("CAREPATH_FAULT_EVENTS", "2000"))  # the issue says 5,000; see README
@@ -40,14 +39,18 @@ def vital(subject: str, n: int, marker: str) -> dict[str, Any]:
             "subject": {"reference": subject}, "valueInteger": n}  # fmt: skip
 
 
-def real_settings(postgres_schema: str, tmp_path: Path, **extra: Any) -> Settings:
-    require_redis()
-    return env_settings("real", tmp_path, postgres_schema, f"test:{uuid.uuid4().hex[:12]}", **extra)
+@pytest.fixture
+def base(request: pytest.FixtureRequest) -> Settings:
+    return real_base(request)
+
+
+def real_settings(base: Settings, tmp_path: Path, **extra: Any) -> Settings:
+    return env_settings(tmp_path, f"test:{uuid.uuid4().hex[:12]}", base, **extra)
 
 
 @pytest.fixture
-def settings_real(postgres_schema: str, tmp_path: Path) -> Settings:
-    return real_settings(postgres_schema, tmp_path)
+def settings_real(base: Settings, tmp_path: Path) -> Settings:
+    return real_settings(base, tmp_path)
 
 
 @pytest.fixture
@@ -134,9 +137,9 @@ async def _at_least(env: EventEnv, marker: str, count: int) -> bool:
     return len(await _observations(env, marker)) >= count
 
 
-async def test_redis_restarted_mid_run_delays_and_loses_nothing(postgres_schema: str, tmp_path: Path) -> None:
+async def test_redis_restarted_mid_run_delays_and_loses_nothing(base: Settings, tmp_path: Path) -> None:
     with own_redis(tmp_path) as redis_server:
-        settings = real_settings(postgres_schema, tmp_path, redis_url=redis_server.url)
+        settings = real_settings(base, tmp_path, redis_url=redis_server.url)
         async with open_env(settings) as env:
             subject = f"Patient/{(await env.create(patient()))['id']}"
             others = [f"Patient/{(await env.create(patient()))['id']}" for _ in range(3)]
@@ -172,12 +175,12 @@ async def _enrolled(env: EventEnv, subjects: list[str]) -> bool:
 
 
 async def test_database_unavailable_for_a_while_leaves_entries_pending_then_completes(
-    postgres_schema: str, tmp_path: Path
+    base: Settings, tmp_path: Path
 ) -> None:
-    role = LockableRole(postgres_schema)
+    role = LockableRole(base.database_url, base.database_schema)
     await role.create()
     try:
-        admin = real_settings(postgres_schema, tmp_path)
+        admin = real_settings(base, tmp_path)
         settings = admin.model_copy(update={"database_url": role.url})
         async with open_env(settings) as env:  # migrated as the role: it owns the tables
             subject = f"Patient/{(await env.create(patient()))['id']}"
