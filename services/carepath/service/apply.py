@@ -16,7 +16,14 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from carepath import jsonutil
-from carepath.engine import ApplyContext, ApplyResult, DictResolver, apply_activity_definition, apply_plan_definition
+from carepath.engine import (
+    ApplyContext,
+    ApplyResult,
+    DictResolver,
+    apply_activity_definition,
+    apply_plan_definition,
+    to_transaction_bundle,
+)
 from carepath.errors import Gone, InvalidRequest, Issue, NotFound, operation_outcome
 from carepath.service.apply_definitions import Definitions, plan_from_inputs, stored_definitions
 from carepath.service.apply_inputs import check_inputs
@@ -174,9 +181,34 @@ def _key(resource: Any) -> tuple[str, str] | None:
     return None
 
 
+async def apply_in_transaction(
+    repository: Repository, tx: StoreTransaction, plan_id: str, subject: str, now: datetime, cause: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`$apply persist=true` of a stored PlanDefinition to one subject inside the caller's open transaction (the
+    event-driven enrolment); the stored CarePlan, or None when the pathway does not apply to the subject."""
+    definitions = await stored_definitions(repository, tx, "PlanDefinition", plan_id)
+    inputs = OperationInput({"subject": [subject]})
+    result, careplan = await _apply_one(tx, definitions, subject, inputs, now, True, cause=cause)
+    return careplan if result.applicable else None
+
+
+async def fresh_bundle(
+    repository: Repository, tx: StoreTransaction, plan_id: str, subject: str, now: datetime, cause: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The transaction Bundle a `$apply` of the stored PlanDefinition would store now (nothing is stored), its
+    Provenance naming `cause`; None when the pathway does not apply (re-evaluation of an active CarePlan)."""
+    definitions = await stored_definitions(repository, tx, "PlanDefinition", plan_id)
+    ctx, used = await _context(tx, definitions, subject, OperationInput({"subject": [subject]}), now, persist=True)
+    result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
+    if not result.applicable:
+        return None
+    inputs = [*({"reference": reference} for reference in used), cause]
+    return to_transaction_bundle(result, plan_reference=definitions.version_reference, ctx=ctx, extra_inputs=inputs)
+
+
 async def _apply_one(
     tx: StoreTransaction, definitions: Definitions, subject: str, inputs: OperationInput, now: datetime,
-    persisted: bool,
+    persisted: bool, *, cause: dict[str, Any] | None = None,
 ) -> tuple[ApplyResult, dict[str, Any]]:  # fmt: skip
     ctx, used = await _context(tx, definitions, subject, inputs, now, persist=persisted)
     result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
@@ -184,7 +216,7 @@ async def _apply_one(
         return result, result.careplan
     if not persisted:
         return result, with_messages(result.careplan, result.issues)
-    return result, await persist(tx, definitions, result, ctx, used)
+    return result, await persist(tx, definitions, result, ctx, used, cause=cause)
 
 
 def _combine(results: list[tuple[ApplyResult, dict[str, Any]]]) -> ApplyResponse:

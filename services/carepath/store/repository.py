@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carepath import jsonutil
+from carepath.domain_events import DomainEvent
 from carepath.errors import BusinessRuleViolation, Gone, InvalidRequest, NotFound, PreconditionFailed
 from carepath.fhir.models import is_supported
 from carepath.fhir.search.extract import extract_index
@@ -30,6 +31,7 @@ from carepath.fhir.search.query import SearchQuery, parse_search
 from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
+from carepath.store import outbox
 from carepath.store.database import read_only_options
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
@@ -98,10 +100,30 @@ class StoreTransaction:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self._pending = PendingWrites()
+        self._outbox = outbox.OutboxWrites()
+        # Set by the event consumer: the writes whose triggers it evaluates itself, in this same transaction,
+        # instead of queueing them for later evaluation (service/triggering.py).
+        self.written: list[StoredResource] | None = None
 
     async def flush(self) -> None:
         """Send the batched writes (done before every read and before commit)."""
         await self._pending.flush(self.conn)
+        await self._outbox.flush(self.conn)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested unit of work: on an exception its writes (batched ones included) are undone, the rest stays."""
+        await self.flush()
+        mark = len(self.written) if self.written is not None else 0
+        try:
+            async with self.conn.begin_nested():
+                yield
+                await self.flush()
+        except BaseException:
+            self._pending, self._outbox = PendingWrites(), outbox.OutboxWrites()
+            if self.written is not None:
+                del self.written[mark:]
+            raise
 
     async def _query(self, stmt: Executable, params: dict[str, Any] | None = None) -> Result[Any]:
         """Every read goes through here, so it sees the transaction's own batched writes."""
@@ -289,6 +311,25 @@ class StoreTransaction:
             .offset(offset)
         )
         return [_stored(r) for r in (await self._query(stmt))], int(total)
+
+    # -- events ----------------------------------------------------------------------------------------------------
+    async def add_event(self, event: DomainEvent) -> None:
+        """Queue an outbound event: an outbox row written with this transaction (store/outbox.py), so it is
+        published if and only if the transaction commits."""
+        self._outbox.add_event(event)
+
+    async def add_internal_event(self, type_: str, subject: str, data: dict[str, Any]) -> None:
+        """Queue an internal event (relayed to the inbound stream for trigger evaluation) with this transaction."""
+        self._outbox.add(outbox.INTERNAL, type_, subject, data)
+
+    async def record_processed(self, key: str) -> bool:
+        """Record an inbound event's idempotency key in this transaction; False if it was already processed."""
+        await self.flush()
+        return await outbox.record_processed(self.conn, key)
+
+    async def lock_patient(self, subject: str) -> None:
+        """Serialise this transaction with every other one of this patient until it ends (PostgreSQL)."""
+        await outbox.lock_patients(self.conn, {subject})
 
     # -- writes --------------------------------------------------------------------------------------------------
     async def create(self, body: dict[str, Any], *, res_id: str | None = None) -> StoredResource:
