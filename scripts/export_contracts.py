@@ -5,7 +5,7 @@
 
 contracts/CapabilityStatement.json        GET /fhir/metadata as served at the default address of `carepath serve`
 contracts/openapi.json                    the FastAPI app's OpenAPI document
-contracts/SearchParameter-Task-due-date.json  our own search parameter, as in the SearchParameter bundle
+contracts/SearchParameter-Task-*.json      our own search parameters (due-date, waits-for), as in the SearchParameter bundle
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from carepath.settings import Settings
 CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
 # The base URL the statement names (`implementation.url`): where `carepath serve` listens by default.
 CONTRACT_BASE = "http://127.0.0.1:8000/fhir"
-OWN_SEARCH_PARAMETERS = ("Task-due-date",)
+OWN_SEARCH_PARAMETERS = ("Task-due-date", "Task-waits-for")
 
 
 def render(document: dict[str, Any]) -> str:

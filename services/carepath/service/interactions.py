@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 from carepath.errors import InvalidRequest, MethodNotAllowed, NotFound
 from carepath.fhir.models import is_supported
 from carepath.service.stop_rules import apply_stop_rules
+from carepath.service.task_workflow import update_resource
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
 
@@ -129,7 +130,8 @@ async def execute_crud(tx: StoreTransaction, it: Interaction) -> Outcome:
     if it.kind == "create":
         outcome = await _create(tx, it)
     elif it.kind == "update":
-        stored, created = await tx.update(it.res_type, _need_id(it), _need_body(it), if_match=it.if_match)
+        # The workflow's door: a Task update is checked by the state machine and its consequences run here too.
+        stored, created = await update_resource(tx, it.res_type, _need_id(it), _need_body(it), if_match=it.if_match)
         outcome = Outcome(201 if created else 200, stored)
     else:
         return await _delete(tx, it)

@@ -120,6 +120,12 @@ class StoreTransaction:
             raise Gone(f"{res_type}/{res_id} version {version} is a deletion")
         return _stored(row)
 
+    async def read_for_update(self, res_type: str, res_id: str) -> StoredResource | None:
+        """The current version, locked until the transaction ends (None when absent or deleted), so a check made
+        on it (the Task state machine) still holds when the update that follows is written."""
+        row = await self._current(res_type, res_id, for_update=True)
+        return None if row is None or row.deleted else _stored(row)
+
     async def read_any(self, res_type: str, res_id: str) -> StoredResource:
         """The current version, deleted or not (history of a deleted resource is still served)."""
         row = await self._current(res_type, res_id)
