@@ -3,12 +3,15 @@ outbound events the workflow queued (read from the outbox, as the relay would pu
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 from rest_support import create, put
 
 from carepath import jsonutil
+from carepath.content.samples import sample_case
 from carepath.settings import Settings
 from carepath.store import outbox
 from carepath.store.database import create_engine
@@ -16,6 +19,26 @@ from carepath.store.repository import Repository
 from carepath.workflow.tasks import WAITS_FOR
 
 Resource = dict[str, Any]
+FHIR_JSON = {"content-type": "application/fhir+json"}
+PATHWAYS = Path(__file__).resolve().parents[2] / "pathways"
+PLAN_URL = "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
+
+
+async def start_pathway(client: httpx.AsyncClient, key: str) -> str:
+    """Store the sample patient `key` and apply the shipped pathway with persist; returns Patient/<key>."""
+    response = await client.post("/fhir", json=sample_case(key).upsert(datetime.now(UTC)), headers=FHIR_JSON)
+    assert response.status_code == 200, response.text
+    params = {"resourceType": "Parameters", "parameter": [{"name": "url", "valueUri": PLAN_URL},
+                                                           {"name": "subject", "valueString": f"Patient/{key}"},
+                                                           {"name": "persist", "valueBoolean": True}]}  # fmt: skip
+    applied = await client.post("/fhir/PlanDefinition/$apply", json=params, headers=FHIR_JSON)
+    assert applied.status_code == 200 and applied.json()["resourceType"] == "CarePlan", applied.text
+    return f"Patient/{key}"
+
+
+async def patient_tasks(client: httpx.AsyncClient, patient: str) -> list[Resource]:
+    bundle = (await client.get(f"/fhir/Task?patient={patient}&_count=200")).json()
+    return [e["resource"] for e in bundle.get("entry", [])]
 
 
 async def careplan_with_tasks(client: httpx.AsyncClient) -> dict[str, Resource]:

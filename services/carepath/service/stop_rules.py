@@ -15,9 +15,11 @@ from typing import Any
 from carepath.content.stop_rules import StopRuleOutcome, evaluate_stop_rules
 from carepath.service.agent import current_agent
 from carepath.service.careplan_rollup import roll_up
+from carepath.service.routing import route_tasks
 from carepath.service.task_workflow import change_task
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
+from carepath.workflow.routing import COORDINATOR_ROLE
 
 EVENT_TYPES = frozenset({"Patient", "Observation", "MedicationRequest", "MedicationAdministration"})
 
@@ -45,7 +47,9 @@ async def apply_stop_rules(tx: StoreTransaction, stored: StoredResource) -> Stop
     open_tasks = [t for t in tasks if t.get("status") not in ("completed", "cancelled", "entered-in-error")]
     already = any((t.get("focus") or {}).get("reference") == stored.relative_url for t in open_tasks)
     if outcome.notify_coordinator and open_tasks and not already:
-        await tx.create(_review_task(patient, outcome.notify_coordinator, stored, open_tasks))
+        review = _review_task(patient, outcome.notify_coordinator, stored, open_tasks)
+        await route_tasks(tx, [review], patient, now)
+        await tx.create(review)
     return outcome
 
 
@@ -64,6 +68,7 @@ def _review_task(patient: str, notice: str, event: StoredResource, open_tasks: l
         "intent": "order",
         "priority": "routine",
         "code": {"text": "Care coordinator review of the care plan"},
+        "performerType": [COORDINATOR_ROLE],
         "description": notice,
         "for": {"reference": patient},
         "focus": {"reference": event.relative_url},

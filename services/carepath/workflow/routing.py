@@ -2,8 +2,9 @@
 patient's CareTeam has a participant in one of those roles, that participant is the Task's `owner`.
 
 Roles match on a shared coding (system and code): a text-only role never matches, so an uncoded Task is never
-routed by a guess. Only active CareTeams and participants whose period covers `now` are considered; the first
-match wins (CareTeams in the order given, participants in their order), so routing is deterministic.
+routed by a guess. Only active CareTeams and participants whose period covers `now` are considered. The Task's
+first role that someone holds wins (the main role is listed first), then CareTeams and participants in their
+order, so routing is deterministic.
 """
 
 from __future__ import annotations
@@ -32,18 +33,17 @@ def _current(period: Any, now: datetime) -> bool:
 def participant_in_role(
     roles: Sequence[Any], careteams: Sequence[Resource], now: datetime
 ) -> tuple[Resource, Resource] | None:
-    """(careteam, participant member reference) of the first current participant holding one of `roles`."""
-    wanted = codings(roles)
-    if not wanted:
-        return None
-    for team in careteams:
-        if team.get("status", "active") != "active":
-            continue
-        for participant in team.get("participant", []):
-            member = participant.get("member")
-            if (isinstance(member, dict) and codings(participant.get("role", [])) & wanted
-                    and _current(participant.get("period"), now)):  # fmt: skip
-                return team, member
+    """(careteam, participant member reference) of a current participant holding one of `roles`: the first
+    role that anyone holds wins (a Task lists its main role first), then the first team and participant."""
+    members = [(team, participant["member"], codings(participant.get("role", [])))
+               for team in careteams if team.get("status", "active") == "active"
+               for participant in team.get("participant", [])
+               if isinstance(participant.get("member"), dict) and _current(participant.get("period"), now)]  # fmt: skip
+    for role in roles:
+        wanted = codings([role])
+        found = next(((team, member) for team, member, held in members if wanted and held & wanted), None)
+        if found is not None:
+            return found
     return None
 
 
@@ -53,3 +53,11 @@ def owner_for(task: Resource, careteams: Sequence[Resource], now: datetime) -> R
         return None
     found = participant_in_role(task.get("performerType", []), careteams, now)
     return {k: v for k, v in found[1].items() if k in ("reference", "display")} if found else None
+
+
+# §5b: "care coordinator (IDEC)", SNOMED CT 768820003 (PARTIAL in the spec: not nurse-specific). The role that
+# reviews held work and receives the overdue alerts.
+COORDINATOR_ROLE: Resource = {
+    "coding": [{"system": "http://snomed.info/sct", "code": "768820003", "display": "Care coordinator"}],
+    "text": "Care coordinator",
+}
