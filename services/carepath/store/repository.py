@@ -31,7 +31,7 @@ from carepath.fhir.search.query import SearchQuery, parse_search
 from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
-from carepath.store import outbox
+from carepath.store import outbox, overdue
 from carepath.store.database import read_only_options
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
@@ -268,6 +268,16 @@ class StoreTransaction:
         """Record an inbound event's idempotency key in this transaction; False if it was already processed."""
         await self.flush()
         return await outbox.record_processed(self.conn, key)
+
+    async def scheduler_turn(self) -> bool:
+        """Whether this transaction may run the scheduler's scan now (one scheduler at a time)."""
+        await self.flush()
+        return await overdue.scheduler_turn(self.conn)
+
+    async def claim_overdue_alert(self, task_id: str, due: str) -> bool:
+        """Record the overdue alert of `task_id` for `due`; False when it was raised already (store/overdue.py)."""
+        await self.flush()
+        return await overdue.claim_alert(self.conn, task_id, due, utc_now())
 
     async def lock_patient(self, subject: str) -> None:
         """Serialise this transaction with every other one of this patient until it ends (PostgreSQL)."""

@@ -1,0 +1,97 @@
+"""The scheduler's duty: rapid alerts for overdue work (workflow/overdue.py), run every
+`CAREPATH_SCHEDULER_INTERVAL_S` by a worker or once by `carepath scheduler run-once`.
+
+One scan is one transaction. Only one scheduler scans at a time (`scheduler_turn`); each alert first claims its
+(Task, due date) key, so even two scans that overlap raise it once. An alert, all in that transaction: the
+Task's priority goes up one step (a new version with its Provenance), a `task.overdue` event, and a
+CommunicationRequest telling the care coordinator — the CareTeam participant in the coordinator role, else the
+patient's CareTeam, else addressed to nobody in particular (it is still on the coordinators' list of
+notifications). A communication, not a treatment order: `status = active` is right for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from carepath.fhir.search.query import parse_search
+from carepath.service.agent import SYSTEM_AGENT
+from carepath.service.routing import careteams
+from carepath.service.task_events import emit, record
+from carepath.store.records import StoredResource
+from carepath.store.repository import Repository, StoreTransaction
+from carepath.workflow.overdue import ACTIONABLE, Overdue, overdue
+from carepath.workflow.routing import COORDINATOR_ROLE, participant_in_role
+from carepath.workflow.tasks import careplans, label
+
+COMMUNICATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
+BATCH = 500  # Tasks per scan; the rest wait for the next one
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    ran: bool  # False: another scheduler had the turn
+    alerted: tuple[str, ...] = ()  # Task/<id> of every alert raised
+
+    def summary(self) -> str:
+        if not self.ran:
+            return "another scheduler is scanning; nothing done"
+        return f"{len(self.alerted)} overdue Task(s) alerted" + (f": {', '.join(self.alerted)}" if self.alerted else "")
+
+
+async def scan_overdue(repository: Repository, now: datetime) -> ScanReport:
+    """Alert every actionable Task due before `now` (aware) that was not alerted for that due date yet."""
+    async with repository.transaction() as tx:
+        if not await tx.scheduler_turn():
+            return ScanReport(False)
+        due = now.isoformat(timespec="seconds")
+        criteria = [("status", ",".join(sorted(ACTIONABLE))), ("due-date", f"lt{due}"),
+                    ("_sort", "due-date")]  # fmt: skip
+        alerted = []
+        for _, stored in await tx.search(replace(parse_search("Task", criteria), count=BATCH)):
+            alert = overdue(stored.json(), now)
+            if alert is not None and await tx.claim_overdue_alert(stored.res_id, alert.due):
+                await _alert(tx, stored, alert, now)
+                alerted.append(stored.relative_url)
+    return ScanReport(True, tuple(alerted))
+
+
+async def _alert(tx: StoreTransaction, stored: StoredResource, alert: Overdue, now: datetime) -> None:
+    raised, _ = await tx.update("Task", stored.res_id, alert.task)
+    kept = alert.raised_to == alert.raised_from
+    step = f"priority stays {alert.raised_to}" if kept else f"priority {alert.raised_from} -> {alert.raised_to}"
+    await record(tx, raised, f"overdue: due {alert.due}; {step}", SYSTEM_AGENT, now)
+    await emit(tx, "dev.carepath.task.overdue", raised)
+    await tx.create(await _notification(tx, raised.json(), alert, now, step))
+
+
+async def _notification(
+    tx: StoreTransaction, task: dict[str, Any], alert: Overdue, now: datetime, step: str
+) -> dict[str, Any]:
+    patient = (task.get("for") or {}).get("reference")
+    message: dict[str, Any] = {
+        "resourceType": "CommunicationRequest",
+        "status": "active",
+        "category": [{"coding": [{"system": COMMUNICATION_CATEGORY, "code": "alert"}]}],
+        "priority": alert.raised_to,
+        "about": [{"reference": f"Task/{task['id']}"}],
+        "authoredOn": now.isoformat(timespec="seconds"),
+        "payload": [
+            {
+                "contentString": f"Overdue: '{label(task)}' was due {alert.due} and is not done ({step}). "
+                "For the care coordinator: please follow up."
+            }
+        ],
+    }
+    if careplans(task):
+        message["basedOn"] = [{"reference": ref} for ref in careplans(task)]
+    if isinstance(patient, str) and patient.startswith("Patient/"):
+        message["subject"] = {"reference": patient}
+        teams = await careteams(tx, patient)
+        found = participant_in_role([COORDINATOR_ROLE], teams, now)
+        if found is not None:
+            message["recipient"] = [found[1]]
+        elif teams:
+            message["recipient"] = [{"reference": f"CareTeam/{teams[0]['id']}"}]
+    return message

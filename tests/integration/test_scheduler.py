@@ -1,0 +1,126 @@
+"""The scheduler's overdue scan (service/scheduler.py) with a frozen clock, on both back ends: one alert per
+Task and due date — one priority step, one `task.overdue` event, one notification of the care coordinator —
+even with two scanners at once on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from carepath import jsonutil
+from carepath.fhir.search.query import parse_search
+from carepath.service.scheduler import scan_overdue
+from carepath.settings import Settings
+from carepath.store import outbox
+from carepath.store.database import create_engine
+from carepath.store.migrate import upgrade_async
+from carepath.store.repository import Repository
+
+NOW = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
+COORDINATOR = [{"coding": [{"system": "http://snomed.info/sct", "code": "768820003"}]}]
+
+
+@pytest.fixture
+async def repo(settings: Settings) -> AsyncIterator[Repository]:
+    await upgrade_async(settings.effective_database_url, settings.database_schema)
+    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
+    try:
+        yield Repository(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _setup(repo: Repository, *, careteam: bool = True) -> dict[str, str]:
+    async with repo.transaction() as tx:
+        patient = (await tx.create({"resourceType": "Patient"})).relative_url
+        ids = {"patient": patient}
+        if careteam:
+            idec = (await tx.create({"resourceType": "Practitioner"})).relative_url
+            await tx.create({"resourceType": "CareTeam", "status": "active", "subject": {"reference": patient},
+                             "participant": [{"role": COORDINATOR, "member": {"reference": idec}}]})  # fmt: skip
+            ids["coordinator"] = idec
+        for name, status, end in (("late", "requested", "2025-03-09T09:00:00+00:00"),
+                                  ("later", "requested", "2025-03-11T09:00:00+00:00"),
+                                  ("held", "draft", "2025-03-01T09:00:00+00:00"),
+                                  ("done", "completed", "2025-03-01T09:00:00+00:00")):  # fmt: skip
+            task = {"resourceType": "Task", "status": status, "intent": "order", "priority": "routine",
+                    "for": {"reference": patient}, "description": name,
+                    "restriction": {"period": {"end": end}}}  # fmt: skip
+            ids[name] = (await tx.create(task)).res_id
+    return ids
+
+
+async def _all(repo: Repository, res_type: str, *criteria: tuple[str, str]) -> list[dict[str, Any]]:
+    async with repo.reader() as tx:
+        return [s.json() for _, s in await tx.search(parse_search(res_type, list(criteria)))]
+
+
+async def _task(repo: Repository, task_id: str) -> dict[str, Any]:
+    async with repo.reader() as tx:
+        return (await tx.read("Task", task_id)).json()
+
+
+async def _overdue_events(repo: Repository) -> list[str]:
+    async with repo.reader() as tx:
+        rows = await outbox.claim(tx.conn, 10_000) or []
+    return [jsonutil.loads(r.data)["id"] for r in rows if r.type == "dev.carepath.task.overdue"]
+
+
+async def test_an_overdue_task_is_alerted_once_per_due_date(repo: Repository) -> None:
+    ids = await _setup(repo)
+    report = await scan_overdue(repo, NOW)
+    assert report.ran and report.alerted == (f"Task/{ids['late']}",)
+    assert (await _task(repo, ids["late"]))["priority"] == "urgent"
+    assert (await _task(repo, ids["later"]))["priority"] == "routine"
+    [notice] = await _all(repo, "CommunicationRequest")
+    assert notice["recipient"] == [{"reference": ids["coordinator"]}]
+    assert notice["about"] == [{"reference": f"Task/{ids['late']}"}] and notice["priority"] == "urgent"
+    assert "was due 2025-03-09T09:00:00+00:00" in notice["payload"][0]["contentString"]
+    assert await _overdue_events(repo) == [ids["late"]]
+    [provenance] = await _all(repo, "Provenance", ("target", f"Task/{ids['late']}/_history/2"))
+    assert provenance["reason"][0]["text"] == "overdue: due 2025-03-09T09:00:00+00:00; priority routine -> urgent"
+
+    again = await scan_overdue(repo, NOW)  # the next round: nothing new
+    assert again.ran and again.alerted == ()
+    assert (await _task(repo, ids["late"]))["priority"] == "urgent"
+    assert len(await _all(repo, "CommunicationRequest")) == 1
+
+    # A new due date that passes is a new alert: one more step, to asap, and never beyond it to stat.
+    async with repo.transaction() as tx:
+        late = (await tx.read("Task", ids["late"])).json()
+        await tx.update("Task", ids["late"], {**late, "restriction": {"period": {"end": "2025-03-09T18:00:00Z"}}})
+    assert (await scan_overdue(repo, NOW)).alerted == (f"Task/{ids['late']}",)
+    assert (await _task(repo, ids["late"]))["priority"] == "asap"
+    async with repo.transaction() as tx:
+        late = (await tx.read("Task", ids["late"])).json()
+        await tx.update("Task", ids["late"], {**late, "restriction": {"period": {"end": "2025-03-09T20:00:00Z"}}})
+    assert (await scan_overdue(repo, NOW)).alerted == (f"Task/{ids['late']}",)
+    assert (await _task(repo, ids["late"]))["priority"] == "asap"
+
+
+async def test_without_a_careteam_the_notice_has_no_recipient(repo: Repository) -> None:
+    ids = await _setup(repo, careteam=False)
+    await scan_overdue(repo, NOW)
+    [notice] = await _all(repo, "CommunicationRequest")
+    assert "recipient" not in notice and notice["subject"] == {"reference": ids["patient"]}
+
+
+async def test_two_schedulers_at_once_alert_once(postgres_settings: Settings) -> None:
+    url, schema = postgres_settings.effective_database_url, postgres_settings.database_schema
+    await upgrade_async(url, schema)
+    engines = [create_engine(url, schema=schema) for _ in range(2)]
+    try:
+        first, second = (Repository(e) for e in engines)
+        ids = await _setup(first)
+        for _ in range(3):  # a few rounds, each with both scanners racing
+            await asyncio.gather(scan_overdue(first, NOW), scan_overdue(second, NOW))
+        assert len(await _all(first, "CommunicationRequest")) == 1
+        assert await _overdue_events(first) == [ids["late"]]
+        assert (await _task(first, ids["late"]))["priority"] == "urgent"
+    finally:
+        for engine in engines:
+            await engine.dispose()
