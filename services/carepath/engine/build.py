@@ -164,8 +164,10 @@ def _build(run: Run, node: Node) -> None:
         node.task["description"] = node.label
         node.task["id"] = run.new_id("Task")
     _data_requirements(node, node.task)
+    inherited = node.parent.conditions if node.parent else ()
     reason = Reason(node.frame.canonical, node.frame.plan.get("title"), node.action.get("id"),
-                    node.label, node.conditions)  # fmt: skip
+                    node.label, node.conditions, own=len(node.conditions) - len(inherited),
+                    rule=node.action.get("description"))  # fmt: skip
     goals = _goal_links(run, node)
     for resource in {id(main): main, id(node.task): node.task}.values():
         resource.setdefault("basedOn", []).append({"reference": "#"})  # "#" is the containing CarePlan
