@@ -26,13 +26,14 @@ from carepath.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "fhir-r4-examples"
 POSTGRES_URL = os.environ.get("CAREPATH_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CAREPATH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRE_SERVICES = os.environ.get("CAREPATH_REQUIRE_SERVICES") == "1"
 
 
-def _reachable(url: str) -> bool:
+def _reachable(url: str, default_port: int = 5432) -> bool:
     parts = urlsplit(url.replace("+asyncpg", ""))
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), timeout=1):
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
             return True
     except OSError:
         return False
@@ -42,6 +43,16 @@ def require_postgres() -> None:
     if _reachable(POSTGRES_URL):
         return
     message = f"PostgreSQL not reachable at {POSTGRES_URL} (set CAREPATH_TEST_POSTGRES_URL)"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_redis() -> None:
+    """Like require_postgres: skip with the reason, or fail under CAREPATH_REQUIRE_SERVICES=1."""
+    if _reachable(REDIS_URL, 6379):
+        return
+    message = f"Redis not reachable at {REDIS_URL} (set CAREPATH_TEST_REDIS_URL)"
     if REQUIRE_SERVICES:
         pytest.fail(message)
     pytest.skip(message)
@@ -70,7 +81,8 @@ def postgres_schema() -> Iterator[str]:
     _postgres(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-_COMMON = {"load_pathways_on_start": False, "base_url": "http://testserver/fhir"}
+# No background worker in the app under test: event tests run the duties themselves, deterministically.
+_COMMON = {"load_pathways_on_start": False, "base_url": "http://testserver/fhir", "events_embedded": False}
 
 
 @pytest.fixture
@@ -108,4 +120,14 @@ def make_client() -> Callable[[Settings], AbstractAsyncContextManager[httpx.Asyn
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the real app for the parametrised back end."""
     async with open_client(settings) as http:
+        yield http
+
+
+@pytest.fixture
+async def pathway_client(
+    settings: Settings, make_client: Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with the shipped pathways loaded at start-up, as `carepath serve` does."""
+    shipped = {"load_pathways_on_start": True, "pathways_dir": REPO_ROOT / "pathways"}
+    async with make_client(settings.model_copy(update=shipped)) as http:
         yield http

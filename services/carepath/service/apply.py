@@ -130,9 +130,20 @@ def _key(resource: Any) -> tuple[str, str] | None:
     return None
 
 
+async def apply_in_transaction(
+    repository: Repository, tx: StoreTransaction, plan_id: str, subject: str, now: datetime, cause: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`$apply persist=true` of a stored PlanDefinition to one subject inside the caller's open transaction (the
+    event-driven enrolment); the stored CarePlan, or None when the pathway does not apply to the subject."""
+    definitions = await stored_definitions(repository, tx, "PlanDefinition", plan_id)
+    inputs = OperationInput({"subject": [subject]})
+    result, careplan = await _apply_one(tx, definitions, subject, inputs, now, True, cause=cause)
+    return careplan if result.applicable else None
+
+
 async def _apply_one(
     tx: StoreTransaction, definitions: Definitions, subject: str, inputs: OperationInput, now: datetime,
-    persisted: bool,
+    persisted: bool, *, cause: dict[str, Any] | None = None,
 ) -> tuple[ApplyResult, dict[str, Any]]:  # fmt: skip
     ctx, used = await _context(tx, subject, inputs, now)
     result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
@@ -140,7 +151,7 @@ async def _apply_one(
         return result, result.careplan
     if not persisted:
         return result, with_messages(result.careplan, result.issues)
-    return result, await persist(tx, definitions, result, ctx, used)
+    return result, await persist(tx, definitions, result, ctx, used, cause=cause)
 
 
 def _combine(results: list[tuple[ApplyResult, dict[str, Any]]]) -> ApplyResponse:

@@ -15,6 +15,7 @@ from carepath.errors import InvalidRequest, MethodNotAllowed, NotFound
 from carepath.fhir.models import is_supported
 from carepath.service.stop_rules import apply_stop_rules
 from carepath.service.task_workflow import update_resource
+from carepath.service.trigger_queue import queue_trigger_evaluation
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
 
@@ -137,6 +138,7 @@ async def execute_crud(tx: StoreTransaction, it: Interaction) -> Outcome:
         return await _delete(tx, it)
     if outcome.stored is not None and outcome.status in (200, 201) and not _matched_existing(it, outcome):
         await apply_stop_rules(tx, outcome.stored)  # same transaction: the event and its consequences land together
+        await queue_trigger_evaluation(tx, outcome.stored)  # pathway triggers, evaluated after commit (the outbox)
     return outcome
 
 

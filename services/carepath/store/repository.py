@@ -83,11 +83,29 @@ class StoreTransaction:
         self.conn = conn
         self._pending = PendingWrites()
         self._outbox = outbox.OutboxWrites()
+        # Set by the event consumer: the writes whose triggers it evaluates itself, in this same transaction,
+        # instead of queueing them for later evaluation (service/triggering.py).
+        self.written: list[StoredResource] | None = None
 
     async def flush(self) -> None:
         """Send the batched writes (done before every read and before commit)."""
         await self._pending.flush(self.conn)
         await self._outbox.flush(self.conn)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested unit of work: on an exception its writes (batched ones included) are undone, the rest stays."""
+        await self.flush()
+        mark = len(self.written) if self.written is not None else 0
+        try:
+            async with self.conn.begin_nested():
+                yield
+                await self.flush()
+        except BaseException:
+            self._pending, self._outbox = PendingWrites(), outbox.OutboxWrites()
+            if self.written is not None:
+                del self.written[mark:]
+            raise
 
     async def _query(self, stmt: Executable, params: dict[str, Any] | None = None) -> Result[Any]:
         """Every read goes through here, so it sees the transaction's own batched writes."""
