@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from carepath import jsonutil
+from carepath.events.scheduling import scheduler_duty
 from carepath.fhir.search.query import parse_search
 from carepath.service.scheduler import scan_overdue
 from carepath.settings import Settings
@@ -124,3 +125,20 @@ async def test_two_schedulers_at_once_alert_once(postgres_settings: Settings) ->
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_the_worker_duty_scans_every_interval_until_stopped(repo: Repository) -> None:
+    ids = await _setup(repo)
+    stop = asyncio.Event()
+    scans: list[datetime] = []
+
+    def clock() -> datetime:
+        scans.append(NOW)
+        if len(scans) == 3:
+            stop.set()  # the duty ends after its third scan
+        return NOW
+
+    await asyncio.wait_for(scheduler_duty(repo, 0.01, stop, clock), timeout=30)
+    assert len(scans) == 3
+    assert (await _task(repo, ids["late"]))["priority"] == "urgent"  # three scans, one alert
+    assert len(await _all(repo, "CommunicationRequest")) == 1

@@ -21,7 +21,7 @@ FORBIDDEN = {
              *IO_LIBRARIES),
     "content": ("carepath.store", "carepath.service", "carepath.api", *IO_LIBRARIES),
     "workflow": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
-                 *IO_LIBRARIES),
+                 "carepath.events", *IO_LIBRARIES),
     "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.workflow"),
     "service": ("carepath.api", "fastapi", "starlette"),
 }  # fmt: skip
