@@ -1,7 +1,8 @@
 """`carepath demo`: the whole flow on embedded defaults, for a first look.
 
 Loads the shipped pathways, stores the spec's sample patients, applies the chemotherapy-failure pathway to each
-with `persist=true` (through the same service functions the API uses), and prints what every patient got.
+with `persist=true` (through the same service functions the API uses), and prints what every patient got; then
+completes one patient's Task and shows the Task that waited for it released (demo_release.py).
 Re-running it on the same day changes nothing: patients are upserted and each apply carries an Idempotency-Key.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 from carepath.canonical import BASE
 from carepath.content.samples import NEGATIVES, SCENARIOS, PatientCase
 from carepath.content.summary import render_summary, summarise
+from carepath.demo_release import show_release
 from carepath.service.apply import apply_plan
 from carepath.service.bundles import run_transaction
 from carepath.service.parameters import OperationInput
@@ -44,6 +46,7 @@ async def run_demo(settings: Settings) -> int:
         for case in (*SCENARIOS, NEGATIVES[0]):
             await _store_patient(repository, case, now)
             print(await _apply_and_describe(repository, plan, case, now))
+        print(await show_release(repository, f"Patient/{SCENARIOS[0].key}"))
     finally:
         await engine.dispose()
     print(f"Done in {time.perf_counter() - started:.1f} s. Next: `carepath serve`, then open "
