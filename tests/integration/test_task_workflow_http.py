@@ -129,6 +129,11 @@ async def test_a_cancelled_predecessor_holds_the_dependant_for_review(
     assert held["status"] == "draft"
     assert held["businessStatus"]["text"] == "held for care coordinator review: step b (cancelled) did not complete"
     assert not [d for kind, d in await events(settings) if kind == "dev.carepath.task.released"]
+    # Out of the worklist (draft), so the coordinator is told.
+    [notice] = [e["resource"] for e in (await search(client, "CommunicationRequest"))["entry"]]
+    assert notice["about"] == [{"reference": f"Task/{held['id']}"}]
+    assert notice["category"][0]["coding"][0]["code"] == "notification"
+    assert "step b (cancelled) did not complete" in notice["payload"][0]["contentString"]
     # The coordinator decides: moving it on by hand is an allowed move.
     assert (await move(client, held, "requested"))["status"] == "requested"
 
@@ -155,3 +160,15 @@ async def test_death_revokes_the_careplan(client: httpx.AsyncClient, settings: S
         assert (await read(client, f"Task/{made[key]['id']}"))["status"] == "cancelled"
     statuses = [d["status"] for k, d in await events(settings) if k == "dev.carepath.careplan.status-changed"]
     assert statuses == ["revoked"]
+
+
+async def test_a_refusal_hold_resumes_to_draft_and_then_releases(client: httpx.AsyncClient) -> None:
+    made = await careplan_with_tasks(client)
+    held = await move(client, made["d"], "on-hold")  # e.g. the refusal stop rule, before its predecessors finished
+    assert held["extension"][-1] == {"url": "https://fhir.carepath.dev/StructureDefinition/task-held-from",
+                                     "valueCode": "draft"}  # fmt: skip
+    await move(client, made["a"], "in-progress", "completed")
+    await move(client, made["b"], "in-progress", "completed")
+    assert (await read(client, f"Task/{held['id']}"))["status"] == "on-hold"  # a hold is not released
+    await move(client, held, "draft")  # resumed: its predecessors are done, so it is released at once
+    assert (await read(client, f"Task/{held['id']}"))["status"] == "requested"

@@ -4,28 +4,23 @@
 One scan is one transaction. Only one scheduler scans at a time (`scheduler_turn`); each alert first claims its
 (Task, due date) key, so even two scans that overlap raise it once. An alert, all in that transaction: the
 Task's priority goes up one step (a new version with its Provenance), a `task.overdue` event, and a
-CommunicationRequest telling the care coordinator — the CareTeam participant in the coordinator role, else the
-patient's CareTeam, else addressed to nobody in particular (it is still on the coordinators' list of
-notifications). A communication, not a treatment order: `status = active` is right for it.
+CommunicationRequest telling the care coordinator (service/coordinator.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from carepath.fhir.search.query import parse_search
 from carepath.service.agent import SYSTEM_AGENT
-from carepath.service.routing import careteams
+from carepath.service.coordinator import notify_coordinator
 from carepath.service.task_events import emit, record
 from carepath.store.records import StoredResource
 from carepath.store.repository import Repository, StoreTransaction
 from carepath.workflow.overdue import ACTIONABLE, Overdue, overdue
-from carepath.workflow.routing import COORDINATOR_ROLE, participant_in_role
-from carepath.workflow.tasks import careplans, label
+from carepath.workflow.tasks import label
 
-COMMUNICATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
 BATCH = 500  # Tasks per scan; the rest wait for the next one
 
 
@@ -63,35 +58,5 @@ async def _alert(tx: StoreTransaction, stored: StoredResource, alert: Overdue, n
     step = f"priority stays {alert.raised_to}" if kept else f"priority {alert.raised_from} -> {alert.raised_to}"
     await record(tx, raised, f"overdue: due {alert.due}; {step}", SYSTEM_AGENT, now)
     await emit(tx, "dev.carepath.task.overdue", raised)
-    await tx.create(await _notification(tx, raised.json(), alert, now, step))
-
-
-async def _notification(
-    tx: StoreTransaction, task: dict[str, Any], alert: Overdue, now: datetime, step: str
-) -> dict[str, Any]:
-    patient = (task.get("for") or {}).get("reference")
-    message: dict[str, Any] = {
-        "resourceType": "CommunicationRequest",
-        "status": "active",
-        "category": [{"coding": [{"system": COMMUNICATION_CATEGORY, "code": "alert"}]}],
-        "priority": alert.raised_to,
-        "about": [{"reference": f"Task/{task['id']}"}],
-        "authoredOn": now.isoformat(timespec="seconds"),
-        "payload": [
-            {
-                "contentString": f"Overdue: '{label(task)}' was due {alert.due} and is not done ({step}). "
-                "For the care coordinator: please follow up."
-            }
-        ],
-    }
-    if careplans(task):
-        message["basedOn"] = [{"reference": ref} for ref in careplans(task)]
-    if isinstance(patient, str) and patient.startswith("Patient/"):
-        message["subject"] = {"reference": patient}
-        teams = await careteams(tx, patient)
-        found = participant_in_role([COORDINATOR_ROLE], teams, now)
-        if found is not None:
-            message["recipient"] = [found[1]]
-        elif teams:
-            message["recipient"] = [{"reference": f"CareTeam/{teams[0]['id']}"}]
-    return message
+    text = f"Overdue: '{label(raised.json())}' was due {alert.due} and is not done ({step}). Please follow up."
+    await notify_coordinator(tx, raised.json(), text, "alert", alert.raised_to, now)

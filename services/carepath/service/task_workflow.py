@@ -16,11 +16,12 @@ from carepath.errors import Gone, NotFound
 from carepath.fhir.search.query import parse_search
 from carepath.service.agent import current_agent
 from carepath.service.careplan_rollup import roll_up
+from carepath.service.coordinator import notify_coordinator
 from carepath.service.task_events import emit, record
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
 from carepath.workflow.release import decide_release
-from carepath.workflow.tasks import FINAL, Resource, careplans, reference, status, waits_for
+from carepath.workflow.tasks import FINAL, Resource, careplans, label, reference, status, waits_for
 from carepath.workflow.transitions import ALLOWED, settle
 
 Change = tuple[Resource, StoredResource]  # (the Task before, the Task as now stored)
@@ -109,9 +110,12 @@ async def _release(tx: StoreTransaction, task: Resource, agent: dict[str, Any], 
         why = "released: every Task it waited for is completed"
         stored = await change_task(tx, task, decision.task, why, agent, now)
         await emit(tx, "dev.carepath.task.released", stored)
-    else:
+    else:  # held for review: the Task is out of the worklist (draft), so the coordinator is told
         stored, _ = await tx.update("Task", task["id"], decision.task)
-        await record(tx, stored, str(decision.task["businessStatus"]["text"]), agent, now)
+        why = str(decision.task["businessStatus"]["text"])
+        await record(tx, stored, why, agent, now)
+        text = f"'{label(task)}' is {why}; decide whether it is still needed (move it on) or cancel it."
+        await notify_coordinator(tx, stored.json(), text, "notification", str(task.get("priority") or "routine"), now)
 
 
 async def _current(tx: StoreTransaction, res_id: str) -> StoredResource | None:
