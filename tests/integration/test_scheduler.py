@@ -5,11 +5,8 @@ even with two scanners at once on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-
-import pytest
 
 from carepath import jsonutil
 from carepath.events.scheduling import scheduler_duty
@@ -25,18 +22,8 @@ NOW = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 COORDINATOR = [{"coding": [{"system": "http://snomed.info/sct", "code": "768820003"}]}]
 
 
-@pytest.fixture
-async def repo(settings: Settings) -> AsyncIterator[Repository]:
-    await upgrade_async(settings.effective_database_url, settings.database_schema)
-    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
-    try:
-        yield Repository(engine)
-    finally:
-        await engine.dispose()
-
-
-async def _setup(repo: Repository, *, careteam: bool = True) -> dict[str, str]:
-    async with repo.transaction() as tx:
+async def _setup(repository: Repository, *, careteam: bool = True) -> dict[str, str]:
+    async with repository.transaction() as tx:
         patient = (await tx.create({"resourceType": "Patient"})).relative_url
         ids = {"patient": patient}
         if careteam:
@@ -55,58 +42,58 @@ async def _setup(repo: Repository, *, careteam: bool = True) -> dict[str, str]:
     return ids
 
 
-async def _all(repo: Repository, res_type: str, *criteria: tuple[str, str]) -> list[dict[str, Any]]:
-    async with repo.reader() as tx:
+async def _all(repository: Repository, res_type: str, *criteria: tuple[str, str]) -> list[dict[str, Any]]:
+    async with repository.reader() as tx:
         return [s.json() for _, s in await tx.search(parse_search(res_type, list(criteria)))]
 
 
-async def _task(repo: Repository, task_id: str) -> dict[str, Any]:
-    async with repo.reader() as tx:
+async def _task(repository: Repository, task_id: str) -> dict[str, Any]:
+    async with repository.reader() as tx:
         return (await tx.read("Task", task_id)).json()
 
 
-async def _overdue_events(repo: Repository) -> list[str]:
-    async with repo.reader() as tx:
+async def _overdue_events(repository: Repository) -> list[str]:
+    async with repository.reader() as tx:
         rows = await outbox.claim(tx.conn, 10_000) or []
     return [jsonutil.loads(r.data)["id"] for r in rows if r.type == "dev.carepath.task.overdue"]
 
 
-async def test_an_overdue_task_is_alerted_once_per_due_date(repo: Repository) -> None:
-    ids = await _setup(repo)
-    report = await scan_overdue(repo, NOW)
+async def test_an_overdue_task_is_alerted_once_per_due_date(repository: Repository) -> None:
+    ids = await _setup(repository)
+    report = await scan_overdue(repository, NOW)
     assert report.ran and report.alerted == (f"Task/{ids['late']}",)
-    assert (await _task(repo, ids["late"]))["priority"] == "urgent"
-    assert (await _task(repo, ids["later"]))["priority"] == "routine"
-    [notice] = await _all(repo, "CommunicationRequest")
+    assert (await _task(repository, ids["late"]))["priority"] == "urgent"
+    assert (await _task(repository, ids["later"]))["priority"] == "routine"
+    [notice] = await _all(repository, "CommunicationRequest")
     assert notice["recipient"] == [{"reference": ids["coordinator"]}]
     assert notice["about"] == [{"reference": f"Task/{ids['late']}"}] and notice["priority"] == "urgent"
     assert "was due 2025-03-09T09:00:00+00:00" in notice["payload"][0]["contentString"]
-    assert await _overdue_events(repo) == [ids["late"]]
-    [provenance] = await _all(repo, "Provenance", ("target", f"Task/{ids['late']}/_history/2"))
+    assert await _overdue_events(repository) == [ids["late"]]
+    [provenance] = await _all(repository, "Provenance", ("target", f"Task/{ids['late']}/_history/2"))
     assert provenance["reason"][0]["text"] == "overdue: due 2025-03-09T09:00:00+00:00; priority routine -> urgent"
 
-    again = await scan_overdue(repo, NOW)  # the next round: nothing new
+    again = await scan_overdue(repository, NOW)  # the next round: nothing new
     assert again.ran and again.alerted == ()
-    assert (await _task(repo, ids["late"]))["priority"] == "urgent"
-    assert len(await _all(repo, "CommunicationRequest")) == 1
+    assert (await _task(repository, ids["late"]))["priority"] == "urgent"
+    assert len(await _all(repository, "CommunicationRequest")) == 1
 
     # A new due date that passes is a new alert: one more step, to asap, and never beyond it to stat.
-    async with repo.transaction() as tx:
+    async with repository.transaction() as tx:
         late = (await tx.read("Task", ids["late"])).json()
         await tx.update("Task", ids["late"], {**late, "restriction": {"period": {"end": "2025-03-09T18:00:00Z"}}})
-    assert (await scan_overdue(repo, NOW)).alerted == (f"Task/{ids['late']}",)
-    assert (await _task(repo, ids["late"]))["priority"] == "asap"
-    async with repo.transaction() as tx:
+    assert (await scan_overdue(repository, NOW)).alerted == (f"Task/{ids['late']}",)
+    assert (await _task(repository, ids["late"]))["priority"] == "asap"
+    async with repository.transaction() as tx:
         late = (await tx.read("Task", ids["late"])).json()
         await tx.update("Task", ids["late"], {**late, "restriction": {"period": {"end": "2025-03-09T20:00:00Z"}}})
-    assert (await scan_overdue(repo, NOW)).alerted == (f"Task/{ids['late']}",)
-    assert (await _task(repo, ids["late"]))["priority"] == "asap"
+    assert (await scan_overdue(repository, NOW)).alerted == (f"Task/{ids['late']}",)
+    assert (await _task(repository, ids["late"]))["priority"] == "asap"
 
 
-async def test_without_a_careteam_the_notice_has_no_recipient(repo: Repository) -> None:
-    ids = await _setup(repo, careteam=False)
-    await scan_overdue(repo, NOW)
-    [notice] = await _all(repo, "CommunicationRequest")
+async def test_without_a_careteam_the_notice_has_no_recipient(repository: Repository) -> None:
+    ids = await _setup(repository, careteam=False)
+    await scan_overdue(repository, NOW)
+    [notice] = await _all(repository, "CommunicationRequest")
     assert "recipient" not in notice and notice["subject"] == {"reference": ids["patient"]}
 
 
@@ -127,8 +114,8 @@ async def test_two_schedulers_at_once_alert_once(postgres_settings: Settings) ->
             await engine.dispose()
 
 
-async def test_the_worker_duty_scans_every_interval_until_stopped(repo: Repository) -> None:
-    ids = await _setup(repo)
+async def test_the_worker_duty_scans_every_interval_until_stopped(repository: Repository) -> None:
+    ids = await _setup(repository)
     stop = asyncio.Event()
     scans: list[datetime] = []
 
@@ -138,7 +125,7 @@ async def test_the_worker_duty_scans_every_interval_until_stopped(repo: Reposito
             stop.set()  # the duty ends after its third scan
         return NOW
 
-    await asyncio.wait_for(scheduler_duty(repo, 0.01, stop, clock), timeout=30)
+    await asyncio.wait_for(scheduler_duty(repository, 0.01, stop, clock), timeout=30)
     assert len(scans) == 3
-    assert (await _task(repo, ids["late"]))["priority"] == "urgent"  # three scans, one alert
-    assert len(await _all(repo, "CommunicationRequest")) == 1
+    assert (await _task(repository, ids["late"]))["priority"] == "urgent"  # three scans, one alert
+    assert len(await _all(repository, "CommunicationRequest")) == 1
