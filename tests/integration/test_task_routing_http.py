@@ -77,3 +77,35 @@ async def test_waits_for_both_ways_and_completion_releases_the_rcp(pathway_clien
     await move(pathway_client, ps, "in-progress", "completed")
     assert (await read(pathway_client, f"Task/{rcp['id']}"))["status"] == "requested"
     assert [(await read(pathway_client, f"Task/{i}"))["status"] for i in sorted(after_rcp)] == ["draft"] * 4
+
+
+async def test_the_stop_rules_review_task_goes_to_the_care_coordinator(pathway_client: httpx.AsyncClient) -> None:
+    patient = "Patient/P02"
+    members = await _careteam(pathway_client, patient)
+    await start_pathway(pathway_client, "P02")
+    improved = {"resourceType": "Observation", "status": "final", "subject": {"reference": patient},
+                "code": {"coding": [{"system": codes.LOINC, "code": codes.DISEASE_STATUS}]},
+                "valueCodeableConcept": {"coding": [{"system": codes.SNOMED, "code": codes.IMPROVED}]}}  # fmt: skip
+    await create(pathway_client, improved)
+    [review] = [t for t in await patient_tasks(pathway_client, patient) if "focus" in t and
+                t["focus"]["reference"].startswith("Observation/")]  # fmt: skip
+    assert review["performerType"][0]["coding"][0]["code"] == COORDINATOR
+    assert review["owner"] == {"reference": members["coordinator"]}
+
+
+async def test_a_refusal_hold_records_where_each_task_came_from(pathway_client: httpx.AsyncClient) -> None:
+    patient = await start_pathway(pathway_client, "P01")
+    refusal = {"resourceType": "MedicationRequest", "status": "stopped", "intent": "order",
+               "subject": {"reference": patient}, "medicationCodeableConcept": {"text": "chemotherapy"},
+               "statusReason": {"coding": [{"system": codes.SNOMED, "code": codes.PATIENT_REFUSAL}]}}  # fmt: skip
+    await create(pathway_client, refusal)
+    held = {_step(t): t for t in await patient_tasks(pathway_client, patient) if t["status"] == "on-hold"}
+    assert set(held) == {"S16", "S17", "S18"}  # the therapy assessments of P01, all waiting for the RCP
+    for task in held.values():
+        assert {"url": "https://fhir.carepath.dev/StructureDefinition/task-held-from", "valueCode": "draft"} in (
+            task["extension"]
+        )
+        version = f"Task/{task['id']}/_history/2"
+        found = (await search(pathway_client, "Provenance", target=version))["entry"]
+        [change] = [e["resource"] for e in found if e["resource"]["target"] == [{"reference": version}]]
+        assert change["reason"][0]["text"] == "draft -> on-hold: Treatment refused by the patient"
