@@ -68,6 +68,19 @@ async def test_relayed_rows_are_removed_and_ids_grow(repo: Repository) -> None:
     assert [r.id for r in await _rows(repo)] == [r.id for r in rows[1:]]
 
 
+async def test_ids_are_never_reused_after_the_outbox_empties(repo: Repository) -> None:
+    async def one() -> int:
+        async with repo.transaction() as tx:
+            await tx.add_internal_event("dev.carepath.internal.resource-stored", "Patient/p", {})
+        [row] = await _rows(repo)
+        async with repo.transaction() as tx:
+            await outbox.remove(tx.conn, [row.id])
+        return row.id
+
+    first = await one()
+    assert await one() > first  # a reused id would make consumers drop the new event as a duplicate
+
+
 async def test_a_processed_key_is_recorded_once(repo: Repository) -> None:
     async with repo.transaction() as tx:
         assert await tx.record_processed("src#1") is True

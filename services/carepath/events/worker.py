@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-from carepath.events.consumer import Consumer, is_transient
+from carepath.events.consumer import Consumer, transient
 from carepath.events.relay import relay_once
 from carepath.events.scheduling import scheduler_duty
 from carepath.events.streams import Streams
@@ -41,7 +41,7 @@ async def relay_duty(repository: Repository, streams: Streams, stop: asyncio.Eve
                     await outbox.purge_processed(tx.conn, PROCESSED_KEY_RETENTION)
                 since_purge = 0.0
         except Exception as exc:
-            if not is_transient(exc):
+            if not await transient(exc, repository.engine):
                 raise
             backoff = min(max(streams.settings.events_retry_base_ms / 1000, backoff * 2), 10.0)
             log.warning("outbox relay: %s; retrying in %.1f s", exc, backoff)

@@ -153,6 +153,9 @@ outbox = Table(
     Column("careplan", String(128), nullable=True),
     Column("pathway", String(512), nullable=True),
     Column("data", Text, nullable=False),  # JSON: the CloudEvents data
+    # Ids are never reused, even once every row is relayed and deleted: SQLite would otherwise restart at
+    # max(id) + 1, and a consumer de-duplicating by CloudEvents id would drop a new event as a repeat.
+    sqlite_autoincrement=True,
 )
 
 processed_event = Table(

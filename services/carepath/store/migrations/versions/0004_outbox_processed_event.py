@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("pathway", sa.String(length=512), nullable=True),
         sa.Column("data", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,  # ids are never reused (they are CloudEvents ids)
     )
     op.create_table(
         "processed_event",
