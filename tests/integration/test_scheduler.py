@@ -129,3 +129,17 @@ async def test_the_worker_duty_scans_every_interval_until_stopped(repository: Re
     assert len(scans) == 3
     assert (await _task(repository, ids["late"]))["priority"] == "urgent"  # three scans, one alert
     assert len(await _all(repository, "CommunicationRequest")) == 1
+
+
+async def test_tasks_alerted_earlier_do_not_hide_new_ones(repository: Repository) -> None:
+    async def overdue_task(end: str) -> str:
+        async with repository.transaction() as tx:
+            task = {"resourceType": "Task", "status": "requested", "intent": "order", "priority": "routine",
+                    "restriction": {"period": {"end": end}}}  # fmt: skip
+            return (await tx.create(task)).relative_url
+
+    early = [await overdue_task(f"2025-03-0{day}T09:00:00Z") for day in range(1, 6)]
+    first = await scan_overdue(repository, NOW, page_size=2)
+    assert sorted(first.alerted) == sorted(early)
+    late = await overdue_task("2025-03-09T10:00:00Z")  # sorts after the five already alerted
+    assert (await scan_overdue(repository, NOW, page_size=2)).alerted == (late,)

@@ -102,6 +102,19 @@ async def test_an_owned_task_is_released_ready(client: httpx.AsyncClient) -> Non
     assert (await read(client, f"Task/{owned['id']}"))["status"] == "ready"
 
 
+async def test_a_careteam_formed_after_apply_routes_the_task_when_it_is_released(client: httpx.AsyncClient) -> None:
+    made = await careplan_with_tasks(client)
+    oncologist = [{"coding": [{"system": "http://snomed.info/sct", "code": "310512001"}]}]
+    d = await move(client, {**made["d"], "performerType": oncologist}, "draft")
+    subject = {"reference": f"Patient/{made['patient']['id']}"}
+    member = {"role": oncologist, "member": {"reference": "Practitioner/onc"}}
+    await create(client, {"resourceType": "CareTeam", "status": "active", "subject": subject, "participant": [member]})
+    await move(client, made["a"], "in-progress", "completed")
+    await move(client, made["b"], "in-progress", "completed")
+    released = await read(client, f"Task/{d['id']}")
+    assert released["owner"] == {"reference": "Practitioner/onc"} and released["status"] == "ready"
+
+
 async def test_a_cancelled_predecessor_holds_the_dependant_for_review(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:

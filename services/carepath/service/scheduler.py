@@ -21,7 +21,7 @@ from carepath.store.repository import Repository, StoreTransaction
 from carepath.workflow.overdue import ACTIONABLE, Overdue, overdue
 from carepath.workflow.tasks import label
 
-BATCH = 500  # Tasks per scan; the rest wait for the next one
+PAGE = 500  # Tasks read at a time
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class ScanReport:
         return f"{len(self.alerted)} overdue Task(s) alerted" + (f": {', '.join(self.alerted)}" if self.alerted else "")
 
 
-async def scan_overdue(repository: Repository, now: datetime) -> ScanReport:
+async def scan_overdue(repository: Repository, now: datetime, *, page_size: int = PAGE) -> ScanReport:
     """Alert every actionable Task due before `now` (aware) that was not alerted for that due date yet."""
     async with repository.transaction() as tx:
         if not await tx.scheduler_turn():
@@ -43,13 +43,17 @@ async def scan_overdue(repository: Repository, now: datetime) -> ScanReport:
         due = now.isoformat(timespec="seconds")
         criteria = [("status", ",".join(sorted(ACTIONABLE))), ("due-date", f"lt{due}"),
                     ("_sort", "due-date")]  # fmt: skip
-        alerted = []
-        for _, stored in await tx.search(replace(parse_search("Task", criteria), count=BATCH)):
-            alert = overdue(stored.json(), now)
-            if alert is not None and await tx.claim_overdue_alert(stored.res_id, alert.due):
-                await _alert(tx, stored, alert, now)
-                alerted.append(stored.relative_url)
-    return ScanReport(True, tuple(alerted))
+        query, alerted = replace(parse_search("Task", criteria), count=page_size), []
+        while True:  # every page: Tasks alerted earlier stay overdue, so the first page alone could hide new ones
+            page = await tx.search(query)
+            for _, stored in page:
+                alert = overdue(stored.json(), now)
+                if alert is not None and await tx.claim_overdue_alert(stored.res_id, alert.due):
+                    await _alert(tx, stored, alert, now)
+                    alerted.append(stored.relative_url)
+            if len(page) < page_size:
+                return ScanReport(True, tuple(alerted))
+            query = replace(query, offset=query.offset + page_size)
 
 
 async def _alert(tx: StoreTransaction, stored: StoredResource, alert: Overdue, now: datetime) -> None:

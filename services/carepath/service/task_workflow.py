@@ -17,6 +17,7 @@ from carepath.fhir.search.query import parse_search
 from carepath.service.agent import current_agent
 from carepath.service.careplan_rollup import roll_up
 from carepath.service.coordinator import notify_coordinator
+from carepath.service.routing import route_tasks
 from carepath.service.task_events import emit, record
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
@@ -103,6 +104,9 @@ async def _release(tx: StoreTransaction, task: Resource, agent: dict[str, Any], 
         res_type, _, res_id = ref.partition("/")
         found = await _current(tx, res_id) if res_type == "Task" else None
         predecessors[ref] = found.json() if found is not None else None
+    patient = str((task.get("for") or {}).get("reference", ""))
+    if patient.startswith("Patient/"):  # a CareTeam formed after $apply still routes the Task when it is released
+        await route_tasks(tx, [task], patient, now)
     decision = decide_release(task, predecessors)
     if decision is None:
         return
