@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not news on every start
     try:
         return _run(args, settings)
+    except FileNotFoundError as exc:  # a configured folder that does not exist: say so, never start without it
+        print(f"carepath: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -63,7 +66,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"database at newest schema: {settings.effective_database_url}")
         return 0
     if args.command == "pathways":
-        return asyncio.run(_load_pathways(settings, args.directory or settings.pathways_dir))
+        return asyncio.run(_load_pathways(settings, args.directory or settings.effective_pathways_dir))
     if args.command == "scheduler":
         return asyncio.run(_scheduler_run_once(settings))
     if args.command in ("worker", "events"):
@@ -93,11 +96,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     # Migrate and load once here, so the workers do not race each other through the same DDL.
     upgrade(settings.effective_database_url, settings.database_schema)
-    if (
-        settings.load_pathways_on_start
-        and settings.pathways_dir.is_dir()
-        and asyncio.run(_load_pathways(settings, settings.pathways_dir))
-    ):
+    if settings.load_pathways_on_start and asyncio.run(_load_pathways(settings, settings.effective_pathways_dir)):
         return 1
     os.environ["CAREPATH_MIGRATE_ON_START"] = "false"
     os.environ["CAREPATH_LOAD_PATHWAYS_ON_START"] = "false"

@@ -35,8 +35,9 @@ async def run_demo(settings: Settings) -> int:
     engine = create_engine(url, schema=settings.database_schema)
     try:
         repository = Repository(engine)
-        report = await load_pathways(repository, settings.pathways_dir)
-        print(f"carepath demo — database {url}\npathways from {settings.pathways_dir}/: {report.summary()}\n")
+        pathways = settings.effective_pathways_dir
+        report = await load_pathways(repository, pathways)
+        print(f"carepath demo — database {url}\npathways from {pathways}/: {report.summary()}\n")
         async with repository.reader() as tx:
             plan = await tx.find_definition("PlanDefinition", PATHWAY_URL)
         if plan is None:

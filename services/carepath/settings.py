@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +29,9 @@ class Settings(BaseSettings):
     base_url: str = Field(default="", description="Public base URL of the FHIR API; empty = from the request")
     default_page_size: int = 20
     max_page_size: int = 500
-    pathways_dir: Path = Field(default=Path("pathways"), description="PlanDefinitions loaded at start-up")
+    pathways_dir: Path | None = Field(
+        default=None, description="PlanDefinitions loaded at start-up; empty = the pathways shipped in the package"
+    )
     load_pathways_on_start: bool = True
     migrate_on_start: bool = Field(default=True, description="apply schema migrations when the API starts")
     scheduler_interval_s: float = Field(
@@ -50,6 +53,18 @@ class Settings(BaseSettings):
     events_concurrency: int = Field(default=4, description="patients processed in parallel by one consumer")
     events_outbound_maxlen: int = Field(default=100000, description="approximate MAXLEN of the outbound stream")
     events_embedded: bool = Field(default=True, description="without redis_url, serve runs consumer and relay")
+
+    @property
+    def effective_pathways_dir(self) -> Path:
+        """The configured pathways folder, which must exist (a typo must not silently start a server with no
+        pathway), or else the copy of the repository's `pathways/` shipped inside the package."""
+        if self.pathways_dir is None:
+            return Path(str(resources.files("carepath").joinpath("pathways")))
+        if not self.pathways_dir.is_dir():
+            absolute = self.pathways_dir.resolve()
+            raise FileNotFoundError(f"CAREPATH_PATHWAYS_DIR={self.pathways_dir} is not a folder ({absolute}); "
+                                    "unset it to use the shipped pathways")  # fmt: skip
+        return self.pathways_dir
 
     @property
     def effective_database_url(self) -> str:

@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 
 from carepath import __version__
 from carepath.api import health, operations, rest
 from carepath.api.errors import install_error_handlers
+from carepath.api.middleware import HttpConventions
 from carepath.api.state import AppState
 from carepath.events.streams import connect
 from carepath.events.worker import default_duties, run_duties
@@ -38,10 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repository = Repository(engine)
         streams = connect(settings)
         app.state.carepath = AppState(settings, repository, streams)
-        if settings.load_pathways_on_start and settings.pathways_dir.is_dir():
+        if settings.load_pathways_on_start and settings.effective_pathways_dir.is_dir():
             from carepath.service.pathways import load_pathways
 
-            report = await load_pathways(repository, settings.pathways_dir)
+            report = await load_pathways(repository, settings.effective_pathways_dir)
             log.info("pathways: %s", report.summary())
         stop = asyncio.Event()
         # Embedded mode: without a Redis server, this process also runs the worker's duties on the substitute.
@@ -56,7 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await streams.close()
             await engine.dispose()
 
-    app = FastAPI(title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    # FastAPIOffline: /docs loads Swagger UI from assets shipped in the fastapi-offline package, not from a CDN,
+    # so the API explorer works in a hospital network without internet access.
+    app = FastAPIOffline(title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                         redirect_slashes=False)  # fmt: skip
+    app.add_middleware(HttpConventions)
     install_error_handlers(app)
     app.include_router(operations.router)
     app.include_router(rest.router)

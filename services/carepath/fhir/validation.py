@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from carepath.errors import InvalidResource, Issue
 from carepath.fhir.bindings import REQUIRED_BINDINGS, Binding
 from carepath.fhir.elements import ElementSpec, choice_groups, elements, resolve_path, resource_model
-from carepath.fhir.models import SUPPORTED_TYPES, is_supported, model_class
+from carepath.fhir.models import is_supported, model_class, unsupported_reason
 
 # http://hl7.org/fhir/R4/datatypes.html#id
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -56,10 +56,7 @@ def _check_type(resource: Any, expected_type: str | None) -> str:
     if not isinstance(resource_type, str):
         raise InvalidResource("The resource has no resourceType", expression=("resourceType",))
     if not is_supported(resource_type):
-        raise InvalidResource(
-            f"Unsupported resourceType '{resource_type}'; supported: {', '.join(SUPPORTED_TYPES)}",
-            expression=("resourceType",),
-        )
+        raise InvalidResource(unsupported_reason(resource_type), expression=("resourceType",))
     if expected_type is not None and resource_type != expected_type:
         raise InvalidResource(
             f"resourceType '{resource_type}' does not match the expected type '{expected_type}'",

@@ -18,4 +18,7 @@ APPLY_PLAN = OperationDef("apply", "http://hl7.org/fhir/OperationDefinition/Plan
                           ("PlanDefinition",), instance=True, type_level=True)  # fmt: skip
 APPLY_ACTIVITY = OperationDef("apply", "http://hl7.org/fhir/OperationDefinition/ActivityDefinition-apply",
                               ("ActivityDefinition",), instance=True, type_level=False)  # fmt: skip
-OPERATIONS: tuple[OperationDef, ...] = (APPLY_PLAN, APPLY_ACTIVITY)
+# System level (no resource types): GET [base]/$versions.
+VERSIONS = OperationDef("versions", "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
+                        (), instance=False, type_level=False)  # fmt: skip
+OPERATIONS: tuple[OperationDef, ...] = (APPLY_PLAN, APPLY_ACTIVITY, VERSIONS)
