@@ -81,8 +81,7 @@ def test_the_asyncapi_document_names_the_streams_and_every_type() -> None:
 
 
 async def test_events_emitted_by_a_run_match_the_contract(tmp_path: Path, make_client: MakeClient) -> None:
-    # The session fixture, not `from conftest import`: at run time "conftest" may be another directory's one.
-    settings = env_settings("embedded", tmp_path, None, f"test:{uuid.uuid4().hex[:12]}")
+    settings = env_settings(tmp_path, f"test:{uuid.uuid4().hex[:12]}")
     async with open_env(settings) as env:
         async with make_client(settings) as http:  # the HTTP door: internal events
             body = patient()

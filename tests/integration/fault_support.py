@@ -20,7 +20,6 @@ import asyncpg
 import pytest
 
 from carepath.settings import Settings
-from conftest import POSTGRES_URL
 
 
 def free_port() -> int:
@@ -85,9 +84,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "carepath.cli", "worker"], env=worker_env(settings),
-                            stdout=handle, stderr=subprocess.STDOUT)  # fmt: skip
+    with log.open("ab") as handle:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "carepath.cli", "worker"], env=worker_env(settings),
+                                stdout=handle, stderr=subprocess.STDOUT)  # fmt: skip
 
 
 async def eventually(check: Any, timeout: float, what: str) -> None:
@@ -103,17 +102,17 @@ async def eventually(check: Any, timeout: float, what: str) -> None:
 class LockableRole:
     """A PostgreSQL login role owning the test's schema objects, that the test can lock out and let back in."""
 
-    def __init__(self, schema: str) -> None:
+    def __init__(self, admin_url: str, schema: str) -> None:
         self.name = f"carepath_fault_{uuid.uuid4().hex[:10]}"
-        self.schema = schema
+        self.admin_url, self.schema = admin_url, schema
 
     @property
     def url(self) -> str:
-        base = POSTGRES_URL.split("://", 1)[1].split("@", 1)[1]
+        base = self.admin_url.split("://", 1)[1].split("@", 1)[1]
         return f"postgresql+asyncpg://{self.name}@{base}"
 
     async def _admin(self, sql: str) -> None:
-        conn = await asyncpg.connect(POSTGRES_URL.replace("+asyncpg", ""))
+        conn = await asyncpg.connect(self.admin_url.replace("+asyncpg", ""))
         try:
             await conn.execute(sql)
         finally:

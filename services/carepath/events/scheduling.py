@@ -1,8 +1,8 @@
 """The scheduler as a worker duty: an overdue scan (service/scheduler.py) every `CAREPATH_SCHEDULER_INTERVAL_S`.
 
 Every worker runs it; the scan itself makes sure only one of them acts at a time and that each alert is raised
-once, so adding workers never duplicates an alert. A database outage skips rounds (logged) instead of stopping
-the worker.
+once, so adding workers never duplicates an alert. A database outage (unreachable, restarting, refusing logins)
+skips rounds (logged) instead of stopping the worker.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from carepath.events.consumer import is_transient
+from carepath.events.consumer import transient
 from carepath.service.scheduler import scan_overdue
 from carepath.store.repository import Repository
 
@@ -34,7 +34,7 @@ async def scheduler_duty(
             if report.alerted:
                 log.info("scheduler: %s", report.summary())
         except Exception as exc:
-            if not is_transient(exc):
+            if not await transient(exc, repository.engine):
                 raise
             log.warning("scheduler: %s; next round in %.0f s", exc, interval_s)
         with contextlib.suppress(TimeoutError):
