@@ -21,8 +21,12 @@ FORBIDDEN = {
              *IO_LIBRARIES),
     "content": ("carepath.store", "carepath.service", "carepath.api", *IO_LIBRARIES),
     "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content"),
-    "service": ("carepath.api", "fastapi", "starlette"),
+    "service": ("carepath.api", "carepath.delivery", "carepath.events", "fastapi", "starlette"),
+    "delivery": ("carepath.api", "fastapi", "starlette"),
 }  # fmt: skip
+# Pure modules (no I/O: decisions and values only), tested without any server.
+PURE_MODULES = ("delivery/backoff.py", "delivery/notify.py", "delivery/bundle.py", "service/subscription_rules.py")
+PURE_FORBIDDEN = ("carepath.store", "carepath.api", "carepath.events", "carepath.delivery.http", *IO_LIBRARIES)
 
 
 def _imports(path: Path) -> set[str]:
@@ -45,4 +49,12 @@ def test_layer_imports_only_inwards(layer: str) -> None:
         for name in sorted(_imports(path))
         if any(name == banned or name.startswith(banned + ".") for banned in FORBIDDEN[layer])
     ]
+    assert offending == []
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_modules_do_no_io(module: str) -> None:
+    path = PACKAGE / module
+    offending = [name for name in sorted(_imports(path))
+                 if any(name == banned or name.startswith(banned + ".") for banned in PURE_FORBIDDEN)]  # fmt: skip
     assert offending == []

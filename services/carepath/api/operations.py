@@ -1,4 +1,6 @@
-"""Operation routes ($apply). Registered before the generic REST routes so `/{type}/{id}` does not catch them."""
+"""Operation routes ($apply, Subscription $status and $resend).
+
+Registered before the generic REST routes so `/{type}/{id}` does not catch them."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ from fastapi.responses import Response
 
 from carepath.api.http import check_acceptable, json_response, read_resource_body
 from carepath.api.state import app_state
-from carepath.errors import MethodNotAllowed
+from carepath.errors import InvalidRequest, MethodNotAllowed
 from carepath.service.apply import ApplyResponse, apply_activity, apply_plan
 from carepath.service.interactions import check_id
 from carepath.service.parameters import OperationInput, from_parameters, from_query
+from carepath.service.subscriptions import resend, status_parameters
 
 router = APIRouter(prefix="/fhir")
 
@@ -52,3 +55,22 @@ async def plan_apply_instance(request: Request, plan_id: str) -> Response:
 async def activity_apply(request: Request, activity_id: str) -> Response:
     inputs = await _inputs(request)
     return _render(await apply_activity(app_state(request).repository, check_id(activity_id), inputs))
+
+
+@router.get("/Subscription/{sub_id}/$status")
+@router.post("/Subscription/{sub_id}/$status")
+async def subscription_status(request: Request, sub_id: str) -> Response:
+    check_acceptable(request)
+    async with app_state(request).repository.reader() as tx:
+        return json_response(await status_parameters(tx, check_id(sub_id)))
+
+
+@router.post("/Subscription/{sub_id}/$resend")
+async def subscription_resend(request: Request, sub_id: str) -> Response:
+    """Re-send notifications numbered above `eventsSinceNumber` (without it: the dead-lettered ones)."""
+    inputs = await _inputs(request) if request.headers.get("content-length", "0") != "0" else OperationInput()
+    since = inputs.one("eventsSinceNumber")
+    if since is not None and not (str(since).isdigit()):
+        raise InvalidRequest("eventsSinceNumber must be a non-negative integer", expression=("Parameters.parameter",))
+    async with app_state(request).repository.transaction() as tx:
+        return json_response(await resend(tx, check_id(sub_id), int(since) if since is not None else None))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
+from carepath.delivery.duty import delivery_duty
 from carepath.events.consumer import Consumer, is_transient
 from carepath.events.relay import relay_once
 from carepath.events.streams import Streams
@@ -58,7 +59,7 @@ def default_duties(repository: Repository, streams: Streams) -> list[Duty]:
     async def relay(stop: asyncio.Event) -> None:
         await relay_duty(repository, streams, stop)
 
-    return [consumer.run, relay]
+    return [consumer.run, relay, delivery_duty(repository, streams.settings)]  # delivery: Subscriptions, EHR push
 
 
 async def run_duties(duties: list[Duty], stop: asyncio.Event) -> None:

@@ -18,4 +18,10 @@ APPLY_PLAN = OperationDef("apply", "http://hl7.org/fhir/OperationDefinition/Plan
                           ("PlanDefinition",), instance=True, type_level=True)  # fmt: skip
 APPLY_ACTIVITY = OperationDef("apply", "http://hl7.org/fhir/OperationDefinition/ActivityDefinition-apply",
                               ("ActivityDefinition",), instance=True, type_level=False)  # fmt: skip
-OPERATIONS: tuple[OperationDef, ...] = (APPLY_PLAN, APPLY_ACTIVITY)
+SUBSCRIPTION_STATUS = OperationDef(
+    "status", "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
+    ("Subscription",), instance=True, type_level=False,
+)  # fmt: skip
+SUBSCRIPTION_RESEND = OperationDef("resend", "https://fhir.carepath.dev/OperationDefinition/Subscription-resend",
+                                   ("Subscription",), instance=True, type_level=False)  # fmt: skip
+OPERATIONS: tuple[OperationDef, ...] = (APPLY_PLAN, APPLY_ACTIVITY, SUBSCRIPTION_STATUS, SUBSCRIPTION_RESEND)
