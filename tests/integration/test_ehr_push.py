@@ -15,6 +15,8 @@ import pytest
 import respx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from delivery_support import Clock
+from events_support import ENVIRONMENTS, open_env, settings_for
 
 from carepath import jsonutil
 from carepath.delivery.ehr import EhrPusher
@@ -23,8 +25,6 @@ from carepath.settings import Settings
 from carepath.store import delivery
 from carepath.store.probe import SearchProbe
 from carepath.store.repository import Repository
-from delivery_support import Clock
-from events_support import ENVIRONMENTS, open_env, settings_for
 
 pytestmark = pytest.mark.asyncio
 BASE, TOKEN_URL = "https://ehr.hospital.test/fhir", "https://ehr.hospital.test/oauth/token"
