@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from events_support import open_env
+from events_support import EventEnv, open_env
 
 from carepath import jsonutil
 from carepath.delivery.fanout import fanout_once
@@ -106,6 +106,7 @@ class DeliveryEnv:
     sender: SubscriptionSender
     probe: SearchProbe
     clock: Clock
+    events: EventEnv
 
     async def fanout(self) -> int:
         total = 0
@@ -155,11 +156,15 @@ def subscription(endpoint: str, criteria: str = "Task?", **channel: Any) -> dict
 
 
 @asynccontextmanager
-async def delivery_env(settings: Settings) -> AsyncIterator[DeliveryEnv]:
-    async with open_env(settings, pathways=False) as env, open_client(settings) as http, httpx.AsyncClient() as client:
+async def delivery_env(settings: Settings, *, pathways: bool = False) -> AsyncIterator[DeliveryEnv]:
+    async with (
+        open_env(settings, pathways=pathways) as env,
+        open_client(settings) as http,
+        httpx.AsyncClient() as client,
+    ):
         clock = Clock()
         sender = SubscriptionSender(env.repository, settings, client, clock)
-        yield DeliveryEnv(settings, http, sender, SearchProbe(), clock)
+        yield DeliveryEnv(settings, http, sender, SearchProbe(), clock, env)
 
 
 def body_json(received: Received) -> dict[str, Any]:
