@@ -3,16 +3,15 @@ delivery steps (fan-out, sender) run one at a time with a clock the test moves, 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 from events_support import EventEnv, open_env
+from receiver import Received
 
 from carepath import jsonutil
 from carepath.delivery.fanout import fanout_once
@@ -21,71 +20,6 @@ from carepath.settings import Settings
 from carepath.store.probe import SearchProbe
 from carepath.store.records import utc_now
 from conftest import open_client
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def number(self) -> int:
-        return int(self.headers["x-carepath-event-number"])
-
-    @property
-    def kind(self) -> str:
-        return self.headers["x-carepath-notification-type"]
-
-
-class Receiver:
-    """Records every request; answers with the queued statuses first (then 200). `hold` blocks answers."""
-
-    def __init__(self) -> None:
-        self.requests: list[Received] = []
-        self.statuses: list[int] = []
-        self.hold = threading.Event()
-        self.hold.set()
-        self.arrived = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _any(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                receiver.requests.append(Received(self.command, self.path, headers, body))
-                receiver.arrived.set()
-                receiver.hold.wait(timeout=30)
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = do_PUT = _any
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.hold.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def events(self) -> list[Received]:
-        return [r for r in self.requests if r.kind == "event-notification"]
 
 
 @dataclass

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from delivery_support import Receiver, delivery_env
+from delivery_support import delivery_env
 from events_support import ENVIRONMENTS, settings_for
+from receiver import Receiver
 
 from carepath.settings import Settings
 

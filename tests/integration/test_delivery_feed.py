@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from delivery_support import Receiver, delivery_env
+from delivery_support import delivery_env
 from events_support import ENVIRONMENTS, cloud_event, disease_status, patient, settings_for
+from receiver import Receiver
 from sqlalchemy import func, select
 
 from carepath.settings import Settings

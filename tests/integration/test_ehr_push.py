@@ -43,7 +43,7 @@ def _write_key(path: Path, kind: str) -> Any:
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return settings_for(request, tmp_path, ehr_base_url=BASE, ehr_token_url=TOKEN_URL, ehr_client_id="carepath-test",
                         ehr_private_key_file=str(tmp_path / "key.pem"), ehr_key_id="k1", delivery_max_attempts=3,
-                        delivery_retry_base_ms=1000)  # fmt: skip
+                        delivery_retry_base_ms=10000)  # fmt: skip
 
 
 @dataclass
@@ -120,8 +120,8 @@ async def test_server_errors_are_retried_with_backoff(env: PushEnv) -> None:
         await env.pusher.push_once()
         (waiting,) = await env.pushes()
         assert (waiting.status, waiting.attempts) == ("pending", 1) and "503" in (waiting.last_error or "")
-        assert await env.pusher.push_once() == 0  # not due before the backoff delay (1 s)
-        env.clock.advance(1.1)
+        assert await env.pusher.push_once() == 0  # not due before the backoff delay (10 s)
+        env.clock.advance(11)
         assert await env.pusher.push_once() == 1
         assert fhir.call_count == 2
     assert await env.pushes() == []

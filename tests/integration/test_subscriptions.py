@@ -7,8 +7,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from delivery_support import Receiver, body_json, delivery_env, subscription
+from delivery_support import body_json, delivery_env, subscription
 from events_support import ENVIRONMENTS, settings_for
+from receiver import Receiver
 
 from carepath.settings import Settings
 from carepath.store.records import utc_now
@@ -96,21 +97,24 @@ async def test_a_masked_header_without_a_stored_value_is_refused(settings: Setti
 async def test_failed_notifications_are_retried_with_backoff(settings: Settings) -> None:
     with Receiver() as receiver:
         async with delivery_env(settings) as env:
+            # 10 s, then 20 s: margins of seconds, so a slow machine's real time cannot make a retry due early.
+            env.sender.settings = settings.model_copy(update={"delivery_retry_base_ms": 10000})
             await env.subscribe(receiver.url + "/hook")
             await env.deliver()
             receiver.statuses = [500, 503]
             await env.task()
-            await env.deliver()  # attempt 1 fails: next in 1 s
+            await env.deliver()  # attempt 1 fails: next in 10 s
             assert len(receiver.events()) == 1
-            env.clock.advance(0.9)
+            env.clock.advance(5)
             await env.deliver()  # not due yet
             assert len(receiver.events()) == 1
-            env.clock.advance(0.2)
-            await env.deliver()  # attempt 2 fails: next in 2 s
-            env.clock.advance(1.8)
+            env.clock.advance(6)
+            await env.deliver()  # attempt 2 fails: next in 20 s
+            assert len(receiver.events()) == 2
+            env.clock.advance(10)
             await env.deliver()
             assert len(receiver.events()) == 2
-            env.clock.advance(0.3)
+            env.clock.advance(11)
             await env.deliver()  # attempt 3 succeeds
             notes = receiver.events()
             assert [n.number for n in notes] == [1, 1, 1]

@@ -1,8 +1,9 @@
 """The Subscription sender: handshakes and notifications over HTTP, outside any write transaction.
 
-Per Subscription one sender at a time (a lease, store/delivery.py) sends its notifications in event-number order,
-each result committed before the next is sent: a worker killed mid-request loses nothing, the next holder of the
-lease sends that notification again under the same notification id. A failure is retried on the backoff schedule
+Per Subscription one sender at a time (a lease, store/delivery.py) sends its notifications in event-number order;
+results are committed after every `_RECORD_EVERY` notifications and at the first failure: a worker killed
+mid-batch loses nothing, the next holder of the lease sends what was not recorded again, under the same
+notification ids. A failure is retried on the backoff schedule
 (delivery/backoff.py); after `delivery_max_attempts` the notification is dead-lettered (status `dead`, its error
 kept) and the Subscription set to `error`, until the client re-activates it or calls `$resend`.
 """
@@ -27,6 +28,9 @@ from carepath.store.records import utc_now
 from carepath.store.repository import Repository
 
 _PARALLEL = 8  # Subscriptions served at once by one worker
+# Delivered notifications are recorded once per this many (one transaction, not one each): a worker killed in
+# between sends at most this many again, under their notification ids (at-least-once; receivers de-duplicate).
+_RECORD_EVERY = 20
 
 
 class SubscriptionSender:
@@ -88,38 +92,43 @@ class SubscriptionSender:
             await delivery.put_state(tx.conn, replace(state, attempts=failures, due=due, error=result.error))
 
     async def _notifications(self, state: delivery.State, target: Target) -> int:
+        """Send the due notifications in number order, a batch at a time, until one fails or none is due."""
         sent = 0
         while sent < self.settings.delivery_batch:
             async with self.repository.reader() as tx:
-                note = await delivery.next_pending(tx.conn, state.id)
-                if note is None or note.due > self.clock():
-                    return sent
-                content = await delivery.version_content(tx.conn, note.res_type, note.res_id, note.version)
-            request = notification(
-                target, note.event_number, note.notification_id, note.res_type, note.res_id, note.version, content
-            )
-            result = await self._perform_request(request)
-            sent += 1
-            if not await self._record(state, note, result):
+                batch = await delivery.due_batch(tx.conn, state.id, self.clock(), _RECORD_EVERY)
+            if not batch:
                 return sent
+            done: list[int] = []
+            for note, content in batch:
+                request = notification(target, note.event_number, note.notification_id, note.res_type, note.res_id,
+                                       note.version, content)  # fmt: skip
+                result = await self._perform_request(request)
+                sent += 1
+                if not result.ok:
+                    await self._record(state, done, note, result)
+                    return sent
+                done.append(note.id)
+            await self._record(state, done, None, None)
         return sent
 
-    async def _record(self, state: delivery.State, note: delivery.Notification, result: Result) -> bool:
-        """Commit the outcome of one notification; False when this Subscription must wait (retry or error)."""
-        now, failures = self.clock(), note.attempts + 1
+    async def _record(
+        self, state: delivery.State, done: list[int], failed: delivery.Notification | None, result: Result | None
+    ) -> None:
+        """Commit the delivered notifications and, if one failed, its retry or its dead letter and `error`."""
+        now = self.clock()
         async with self.repository.transaction() as tx:
-            if result.ok:
-                await delivery.record_attempt(tx.conn, note.id, status="sent", sent=now, attempts=failures,
-                                              last_error=None)  # fmt: skip
-                return True
+            await delivery.mark_sent(tx.conn, done, now)
+            if failed is None or result is None:
+                return
+            failures = failed.attempts + 1
             if failures < self.settings.delivery_max_attempts:
-                await delivery.record_attempt(tx.conn, note.id, attempts=failures, due=now + self._delay(failures),
-                                              last_error=result.error)  # fmt: skip
-                return False
-            await delivery.record_attempt(tx.conn, note.id, status="dead", attempts=failures, last_error=result.error)
-            error = f"event {note.event_number} not delivered after {failures} attempts; last: {result.error}"
+                await delivery.record_attempt(tx.conn, failed.id, attempts=failures,
+                                              due=now + self._delay(failures), last_error=result.error)  # fmt: skip
+                return
+            await delivery.record_attempt(tx.conn, failed.id, status="dead", attempts=failures, last_error=result.error)
+            error = f"event {failed.event_number} not delivered after {failures} attempts; last: {result.error}"
             await set_status(tx, state.id, "error", error)
-        return False
 
     async def _perform_request(self, request: OutboundRequest) -> Result:
         return await perform(self.client, request, self.settings.delivery_timeout_ms / 1000)

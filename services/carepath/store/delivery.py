@@ -132,16 +132,38 @@ async def sendable(conn: AsyncConnection, now: datetime, limit: int) -> list[str
 
 
 # -- notifications ------------------------------------------------------------------------------------------------
-async def next_pending(conn: AsyncConnection, sub_id: str) -> Notification | None:
-    """The lowest-numbered pending notification: a Subscription's notifications go out in number order."""
+async def due_batch(
+    conn: AsyncConnection, sub_id: str, now: datetime, limit: int
+) -> list[tuple[Notification, str | None]]:
+    """The lowest-numbered pending notifications with their versions' content, up to the first one not yet due:
+    a Subscription's notifications go out in number order."""
+    h = resource_history.c
+    version = (h.res_type == _note.res_type) & (h.res_id == _note.res_id) & (h.version == _note.version)
     stmt = (
-        select(subscription_notification)
+        select(subscription_notification, h.content)
+        .select_from(subscription_notification.outerjoin(resource_history, version))
         .where(_note.subscription_id == sub_id, _note.status == "pending")
         .order_by(_note.event_number)
-        .limit(1)
+        .limit(limit)
     )
-    row = (await conn.execute(stmt)).first()
-    return Notification(**row._mapping) if row is not None else None
+    out = []
+    for row in await conn.execute(stmt):
+        values = dict(row._mapping)
+        content = values.pop("content")
+        note = Notification(**values)
+        if note.due > now:
+            break
+        out.append((note, content))
+    return out
+
+
+async def mark_sent(conn: AsyncConnection, note_ids: list[int], now: datetime) -> None:
+    if note_ids:
+        await conn.execute(
+            update(subscription_notification)
+            .where(_note.id.in_(note_ids))
+            .values(status="sent", sent=now, attempts=_note.attempts + 1, last_error=None)
+        )
 
 
 async def record_attempt(conn: AsyncConnection, note_id: int, **values: Any) -> None:
@@ -177,12 +199,6 @@ async def notifications(conn: AsyncConnection, sub_id: str) -> list[Notification
 async def purge_sent(conn: AsyncConnection, before: datetime) -> int:
     result = await conn.execute(delete(subscription_notification).where(_note.status == "sent", _note.sent < before))
     return int(result.rowcount or 0)
-
-
-async def version_content(conn: AsyncConnection, res_type: str, res_id: str, version: int) -> str | None:
-    h = resource_history.c
-    stmt = select(h.content).where(h.res_type == res_type, h.res_id == res_id, h.version == version)
-    return (await conn.execute(stmt)).scalar_one_or_none()
 
 
 # -- fan-out ------------------------------------------------------------------------------------------------------
