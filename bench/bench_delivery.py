@@ -44,8 +44,19 @@ from carepath.store.repository import Repository
 from carepath.store.schema import delivery_change, subscription_notification, subscription_state
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-from receiver import Receiver  # noqa: E402  (the tests' loopback receiver: one implementation)
+RECEIVER_DIR = ROOT / "tests" / "integration"  # the tests' loopback receiver: one implementation
+# The receiver runs in its own process (it stands for another machine; in this process it would take the GIL
+# from the enrolments): it prints its URL, and on a line on stdin every request's arrival time and body.
+_RECEIVER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from receiver import Receiver
+
+with Receiver() as receiver:
+    print(receiver.url, flush=True)
+    sys.stdin.readline()
+    print(json.dumps([[r.arrived, r.body.decode()] for r in receiver.requests if r.body]), flush=True)
+"""
 
 _DUTY = """
 import asyncio
@@ -63,18 +74,22 @@ asyncio.run(main())
 """
 
 
-def _latencies(requests: list[Any], committed: dict[str, float]) -> tuple[list[float], list[float]]:
+def _latencies(requests: list[list[Any]], committed: dict[str, float]) -> tuple[list[float], list[float]]:
     """Per notified Task: arrival minus its enrolment's commit (apply returned), and minus its `meta.lastUpdated`
     (stamped when the Task was created inside the enrolment's transaction: an upper bound)."""
     after_commit, after_stamp = [], []
-    for r in requests:
-        if not r.body:
-            continue
-        task = json.loads(r.body)
+    for arrived, body in requests:
+        task = json.loads(body)
         stamp = datetime.fromisoformat(task["meta"]["lastUpdated"].replace("Z", "+00:00")).timestamp()
-        after_commit.append(r.arrived - committed[task["for"]["reference"]])
-        after_stamp.append(r.arrived - stamp)
+        after_commit.append(arrived - committed[task["for"]["reference"]])
+        after_stamp.append(arrived - stamp)
     return sorted(after_commit), sorted(after_stamp)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _p(ordered: list[float], q: float) -> float:
@@ -97,20 +112,27 @@ async def _store_patients(repository: Repository, count: int, now: datetime) -> 
 
 
 async def _enrol(
-    repository: Repository, plan_id: str, patients: list[str], concurrency: int, committed: dict[str, float]
-) -> float:
-    """Enrolments per second over the whole run; `committed` gets each patient's commit time (when apply returned)."""
+    repository: Repository, plan_id: str, patients: list[str], concurrency: int, committed: dict[str, float],
+    rate: float = 0.0,
+) -> float:  # fmt: skip
+    """Enrolments per second over the whole run (`rate` > 0: started at that pace); `committed` gets each patient's
+    commit time (when apply returned)."""
     queue = list(patients)
+    started = time.perf_counter()
+    count = 0
 
     async def caller() -> None:
+        nonlocal count
         while queue:
             key = queue.pop()
+            if rate:
+                count += 1
+                await asyncio.sleep(max(0.0, started + count / rate - time.perf_counter()))
             inputs = OperationInput({"subject": [f"Patient/{key}"], "persist": [True]})
             response = await apply_plan(repository, plan_id, inputs, idempotency_key=None)
             assert response.body.get("resourceType") == "CarePlan", response.body
             committed[f"Patient/{key}"] = time.time()
 
-    started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     return len(patients) / (time.perf_counter() - started)
 
@@ -162,6 +184,7 @@ async def main() -> None:
     parser.add_argument("--enrolments", type=int, default=60, help="per run")
     parser.add_argument("--rounds", type=int, default=2, help="pairs of runs (without, with)")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--paced-rate", type=float, default=10.0, help="enrolments/s of the latency run")
     args = parser.parse_args()
     schema = f"bench_delivery_{uuid.uuid4().hex[:8]}"
     raw = args.database_url.replace("+asyncpg", "")
@@ -179,31 +202,51 @@ async def main() -> None:
         patients = await _store_patients(
             repository, args.enrolments * args.rounds * 2 + args.concurrency, datetime.now(UTC)
         )
-        receiver = Receiver().__enter__()
+        receiver = subprocess.Popen([sys.executable, "-c", _RECEIVER, str(RECEIVER_DIR)], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert receiver.stdin is not None and receiver.stdout is not None
+        receiver_url = receiver.stdout.readline().strip()
         env = {**os.environ, "CAREPATH_DATABASE_URL": args.database_url, "CAREPATH_DATABASE_SCHEMA": schema,
                "CAREPATH_SUBSCRIPTION_ALLOWED_HOSTS": "127.0.0.1"}  # fmt: skip
         worker = subprocess.Popen([sys.executable, "-c", _DUTY], env=env)
         results: dict[str, list[float]] = {"without": [], "with": []}
         committed: dict[str, float] = {}
+        worker_cpu: dict[str, list[float]] = {"without": [], "with": []}
         # Warm-up (definition cache, compiled FHIRPath, connection pool), not counted.
         await _enrol(repository, plan["id"], patients[-args.concurrency :], args.concurrency, committed)
         await _drained(repository, False)
         sub_id: str | None = None
         for run in range(args.rounds * 2):
             subscribed = run % 2 == 1
-            sub_id = await _subscription(repository, sub_id, receiver.url + "/fhir", subscribed)
+            sub_id = await _subscription(repository, sub_id, receiver_url + "/fhir", subscribed)
             batch = patients[run * args.enrolments : (run + 1) * args.enrolments]
+            cpu = _cpu_s(worker.pid)
             rate = await _enrol(repository, plan["id"], batch, args.concurrency, committed)
             await _drained(repository, subscribed)
+            worker_cpu["with" if subscribed else "without"].append((_cpu_s(worker.pid) - cpu) / len(batch))
             results["with" if subscribed else "without"].append(rate)
             print(f"run {run + 1}: {'with' if subscribed else 'without'} Subscription: {rate:.1f} enrolments/s",
                   flush=True)  # fmt: skip
-        lat, upper = _latencies(receiver.requests, committed)
+        # Latency at a steady pace (the runs above enrol as fast as they can, a burst the sender queues behind).
+        sub_id = await _subscription(repository, sub_id, receiver_url + "/fhir", True)
+        paced = patients[args.rounds * 2 * args.enrolments : (args.rounds * 2 + 1) * args.enrolments]
+        await _enrol(repository, plan["id"], paced, args.concurrency, committed, rate=args.paced_rate)
+        await _drained(repository, True)
+        receiver.stdin.write("done\n")
+        receiver.stdin.flush()
+        received = json.loads(receiver.stdout.readline())
+        lat, upper = _latencies(received, committed)
+        steady = {f"Patient/{key}" for key in paced}
+        paced_lat, _ = _latencies([r for r in received if json.loads(r[1])["for"]["reference"] in steady], committed)
+        receiver.wait(timeout=30)
         report = {
             "enrolments_per_run": args.enrolments, "concurrency": args.concurrency,
             "without_per_s": results["without"], "with_per_s": results["with"],
             "ratio": statistics.median(results["with"]) / statistics.median(results["without"]),
             "notifications": len(lat),
+            "worker_cpu_ms_per_enrolment": {k: [round(v * 1000, 1) for v in vs] for k, vs in worker_cpu.items()},
+            f"paced_{args.paced_rate:g}_per_s_after_commit_p50_s": _p(paced_lat, 0.5),
+            f"paced_{args.paced_rate:g}_per_s_after_commit_p99_s": _p(paced_lat, 0.99),
             "after_commit_p50_s": _p(lat, 0.5), "after_commit_p99_s": _p(lat, 0.99), "after_commit_max_s": lat[-1],
             "after_task_stamp_p50_s": _p(upper, 0.5), "after_task_stamp_p99_s": _p(upper, 0.99),
         }  # fmt: skip
