@@ -58,6 +58,13 @@ def require_redis() -> None:
     pytest.skip(message)
 
 
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis (shared: use unique key names and delete them), after require_redis()."""
+    require_redis()
+    return REDIS_URL
+
+
 def _postgres(sql: str) -> None:
     import asyncpg
 

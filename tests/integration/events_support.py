@@ -24,8 +24,8 @@ from carepath.settings import Settings
 from carepath.store.database import create_engine
 from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
-from conftest import POSTGRES_URL, REDIS_URL, REPO_ROOT, require_redis
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PATHWAY_URL = "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
 LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
 WORSENED, STABLE = "271299001", "359746009"
@@ -44,12 +44,20 @@ def stream_names(prefix: str) -> dict[str, Any]:
     }
 
 
-def env_settings(kind: str, tmp_path: Path, schema: str | None, prefix: str, **extra: Any) -> Settings:
+def env_settings(tmp_path: Path, prefix: str, real: Settings | None = None, **extra: Any) -> Settings:
+    """Embedded (SQLite file + fakeredis), or `real`: those PostgreSQL settings with their `redis_url`."""
     common: dict[str, Any] = {"load_pathways_on_start": False, "events_embedded": False, **stream_names(prefix)}
     common.update(extra)
-    if kind == "embedded":
+    if real is None:
         return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'carepath.sqlite'}", **common)
-    return Settings(database_url=POSTGRES_URL, database_schema=schema or "", redis_url=REDIS_URL, **common)
+    return real.model_copy(update=common)
+
+
+def real_base(request: pytest.FixtureRequest) -> Settings:
+    """The test's PostgreSQL schema and the test Redis (fixtures of tests/conftest.py); call outside the loop."""
+    redis_url: str = request.getfixturevalue("redis_url")
+    postgres: Settings = request.getfixturevalue("postgres_settings")
+    return postgres.model_copy(update={"redis_url": redis_url})
 
 
 async def delete_prefix(streams: Streams, prefix: str) -> None:
@@ -109,12 +117,8 @@ class EventEnv:
 def settings_for(request: pytest.FixtureRequest, tmp_path: Path, **extra: Any) -> Settings:
     """The body of a module's sync settings fixture, parametrised with ENVIRONMENTS (the PostgreSQL schema
     fixture must be requested outside the event loop)."""
-    kind = request.param
-    schema = None
-    if kind == "real":
-        require_redis()
-        schema = request.getfixturevalue("postgres_schema")
-    return env_settings(kind, tmp_path, schema, f"test:{uuid.uuid4().hex[:12]}", **extra)
+    real = real_base(request) if request.param == "real" else None
+    return env_settings(tmp_path, f"test:{uuid.uuid4().hex[:12]}", real, **extra)
 
 
 ENVIRONMENTS = ["embedded", "real"]

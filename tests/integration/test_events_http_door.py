@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
 import pytest
-from events_support import ENVIRONMENTS, EventEnv, disease_status, open_env, patient, settings_for
+from events_support import ENVIRONMENTS, REPO_ROOT, EventEnv, disease_status, open_env, patient, settings_for
 
 from carepath.settings import Settings
 from carepath.store import outbox
-from conftest import REPO_ROOT, open_client
 
 FHIR = {"Content-Type": "application/fhir+json"}
+MakeClient = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @pytest.fixture(params=ENVIRONMENTS)
@@ -37,8 +38,10 @@ async def _post(http: httpx.AsyncClient, body: dict) -> dict:
     return response.json()
 
 
-async def test_a_write_through_the_api_enrols_after_commit_without_waiting(env: EventEnv) -> None:
-    async with open_client(env.settings) as http:
+async def test_a_write_through_the_api_enrols_after_commit_without_waiting(
+    env: EventEnv, make_client: MakeClient
+) -> None:
+    async with make_client(env.settings) as http:
         subject = f"Patient/{(await _post(http, patient()))['id']}"
         await _post(http, disease_status(subject))
         assert await env.search("CarePlan", subject=subject) == []  # the answer did not wait for the pathway
@@ -54,8 +57,8 @@ async def test_a_write_through_the_api_enrols_after_commit_without_waiting(env: 
             assert (await outbox.backlog(tx.conn))[0] == 0
 
 
-async def test_a_bundle_through_the_api_takes_the_same_door(env: EventEnv) -> None:
-    async with open_client(env.settings) as http:
+async def test_a_bundle_through_the_api_takes_the_same_door(env: EventEnv, make_client: MakeClient) -> None:
+    async with make_client(env.settings) as http:
         subject = f"Patient/{(await _post(http, patient()))['id']}"
         bundle = {
             "resourceType": "Bundle",
@@ -68,11 +71,11 @@ async def test_a_bundle_through_the_api_takes_the_same_door(env: EventEnv) -> No
     assert len(await env.search("CarePlan", subject=subject)) == 1
 
 
-async def test_embedded_serve_runs_the_duties_in_process(tmp_path: Path) -> None:
+async def test_embedded_serve_runs_the_duties_in_process(tmp_path: Path, make_client: MakeClient) -> None:
     database = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
     settings = Settings(database_url=database, pathways_dir=REPO_ROOT / "pathways", events_poll_ms=20)
     assert settings.events_embedded and not settings.redis_url
-    async with open_client(settings) as http:
+    async with make_client(settings) as http:
         subject = f"Patient/{(await _post(http, patient()))['id']}"
         await _post(http, disease_status(subject))
         for _ in range(400):
@@ -95,10 +98,10 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_ready_says_503_when_redis_is_unreachable(tmp_path: Path) -> None:
+async def test_ready_says_503_when_redis_is_unreachable(tmp_path: Path, make_client: MakeClient) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", load_pathways_on_start=False,
                         redis_url=f"redis://127.0.0.1:{_closed_port()}/0")  # fmt: skip
-    async with open_client(settings) as http:
+    async with make_client(settings) as http:
         ready = await http.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["database"] == "ok"

@@ -21,8 +21,10 @@ FORBIDDEN = {
              *IO_LIBRARIES),
     "content": ("carepath.store", "carepath.service", "carepath.api", *IO_LIBRARIES),
     "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content"),
-    "service": ("carepath.api", "carepath.delivery", "carepath.events", "fastapi", "starlette"),
-    "delivery": ("carepath.api", "fastapi", "starlette"),
+    "service": ("carepath.api", "carepath.delivery", "carepath.events", "fastapi", "starlette", "redis", "fakeredis"),
+    # the event transport calls the use cases; it renders no HTTP and never reaches past them into the engine
+    "events": ("carepath.api", "carepath.engine", "fastapi", "starlette"),
+    "delivery": ("carepath.api", "carepath.engine", "fastapi", "starlette"),
 }  # fmt: skip
 # Pure modules (no I/O: decisions and values only), tested without any server.
 PURE_MODULES = ("delivery/backoff.py", "delivery/notify.py", "delivery/bundle.py", "service/subscription_rules.py")

@@ -15,7 +15,7 @@ import httpx
 
 from carepath.delivery.fanout import fanout_once
 from carepath.delivery.sender import SubscriptionSender
-from carepath.events.consumer import is_transient
+from carepath.events.consumer import transient
 from carepath.settings import Settings
 from carepath.store import delivery
 from carepath.store.probe import SearchProbe
@@ -40,7 +40,7 @@ def delivery_duty(repository: Repository, settings: Settings) -> Duty:
                 from carepath.delivery.ehr import EhrPusher
 
                 steps.append(EhrPusher(repository, settings, client).push_once)
-            await asyncio.gather(*(_loop(step, stop, settings) for step in steps))
+            await asyncio.gather(*(_loop(repository, step, stop, settings) for step in steps))
 
     return run
 
@@ -61,14 +61,16 @@ def _with_purge(
     return run
 
 
-async def _loop(step: Callable[[], Awaitable[int]], stop: asyncio.Event, settings: Settings) -> None:
+async def _loop(
+    repository: Repository, step: Callable[[], Awaitable[int]], stop: asyncio.Event, settings: Settings
+) -> None:
     backoff, poll = 0.0, settings.delivery_poll_ms / 1000
     while not stop.is_set():
         try:
             moved = await step()
             backoff = 0.0
         except Exception as exc:
-            if not is_transient(exc):
+            if not await transient(exc, repository.engine):
                 raise
             backoff = min(max(settings.delivery_retry_base_ms / 1000, backoff * 2), 10.0)
             log.warning("delivery: %s; retrying in %.1f s", exc, backoff)

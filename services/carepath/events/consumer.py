@@ -30,6 +30,7 @@ from typing import Any, cast
 from redis.exceptions import RedisError, ResponseError, WatchError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carepath.errors import CarepathError, Conflict, InvalidRequest, Issue
 from carepath.events.dead import dead_letter
@@ -44,12 +45,25 @@ _MAX_BACKOFF_S = 10.0
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: infrastructure unreachable, or a conflict with a concurrent write."""
+    """Worth retrying whatever the database says: infrastructure unreachable, or a concurrent-write conflict."""
     if isinstance(exc, Conflict | RedisError | OSError | asyncio.TimeoutError | OperationalError):
         return True
-    if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or "connect" in str(exc.orig).lower()
-    return False
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+async def database_up(engine: AsyncEngine) -> bool:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+async def transient(exc: BaseException, engine: AsyncEngine) -> bool:
+    """is_transient, or any database error while the database cannot be reached (a refused login, a server
+    restarting): asyncpg reports those as plain DBAPI errors, so the database is asked directly."""
+    return is_transient(exc) or (isinstance(exc, DBAPIError) and not await database_up(engine))
 
 
 def consumer_name() -> str:
@@ -78,7 +92,7 @@ class Consumer:
                 handled = await self.step()
                 delay = self._backoff if self._backoff else (0 if handled else self._idle_delay())
             except Exception as exc:
-                if not is_transient(exc):
+                if not await transient(exc, self.repository.engine):
                     raise
                 self._backoff = _next_backoff(self._backoff, self.settings.events_retry_base_ms)
                 log.warning("inbound consumer: %s; retrying in %.1f s", exc, self._backoff)
@@ -218,8 +232,8 @@ class Consumer:
         return True
 
     async def _failed(self, entry_id: bytes, raw: bytes | None, exc: Exception) -> bool:
-        if is_transient(exc):
-            if await self._database_up():  # an outage is not the entry's fault: it never counts
+        if await transient(exc, self.repository.engine):
+            if await database_up(self.repository.engine):  # an outage is not the entry's fault: it never counts
                 self._attempts[entry_id] = self._attempts.get(entry_id, 0) + 1
             attempts = self._attempts.get(entry_id, 0)
             if attempts < self.settings.events_max_attempts:
@@ -240,14 +254,6 @@ class Consumer:
         s = self.settings
         found = await self.streams.redis.xpending_range(s.events_inbound_stream, s.events_group, entry_id, entry_id, 1)
         return int(found[0]["times_delivered"]) if found else 1
-
-    async def _database_up(self) -> bool:
-        try:
-            async with self.repository.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return True
 
     # -- length ------------------------------------------------------------------------------------------------
     async def trim(self) -> None:

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from carepath.delivery.duty import delivery_duty
-from carepath.events.consumer import Consumer, is_transient
+from carepath.events.consumer import Consumer, transient
 from carepath.events.relay import relay_once
 from carepath.events.streams import Streams
 from carepath.store import outbox
@@ -41,7 +41,7 @@ async def relay_duty(repository: Repository, streams: Streams, stop: asyncio.Eve
                     await outbox.purge_processed(tx.conn, PROCESSED_KEY_RETENTION)
                 since_purge = 0.0
         except Exception as exc:
-            if not is_transient(exc):
+            if not await transient(exc, repository.engine):
                 raise
             backoff = min(max(streams.settings.events_retry_base_ms / 1000, backoff * 2), 10.0)
             log.warning("outbox relay: %s; retrying in %.1f s", exc, backoff)

@@ -16,7 +16,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from carepath import jsonutil
-from carepath.engine import ApplyContext, ApplyResult, apply_activity_definition, apply_plan_definition
+from carepath.engine import (
+    ApplyContext,
+    ApplyResult,
+    apply_activity_definition,
+    apply_plan_definition,
+    to_transaction_bundle,
+)
 from carepath.errors import InvalidRequest, Issue, operation_outcome
 from carepath.service.apply_definitions import Definitions, plan_from_inputs, stored_definitions
 from carepath.service.apply_persist import persist, with_messages
@@ -139,6 +145,20 @@ async def apply_in_transaction(
     inputs = OperationInput({"subject": [subject]})
     result, careplan = await _apply_one(tx, definitions, subject, inputs, now, True, cause=cause)
     return careplan if result.applicable else None
+
+
+async def fresh_bundle(
+    repository: Repository, tx: StoreTransaction, plan_id: str, subject: str, now: datetime, cause: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The transaction Bundle a `$apply` of the stored PlanDefinition would store now (nothing is stored), its
+    Provenance naming `cause`; None when the pathway does not apply (re-evaluation of an active CarePlan)."""
+    definitions = await stored_definitions(repository, tx, "PlanDefinition", plan_id)
+    ctx, used = await _context(tx, subject, OperationInput({"subject": [subject]}), now)
+    result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
+    if not result.applicable:
+        return None
+    inputs = [*({"reference": reference} for reference in used), cause]
+    return to_transaction_bundle(result, plan_reference=definitions.version_reference, ctx=ctx, extra_inputs=inputs)
 
 
 async def _apply_one(

@@ -25,6 +25,7 @@ from carepath.errors import InvalidRequest, PreconditionFailed
 from carepath.fhir.search.query import parse_search
 from carepath.service.bundles import run_batch_entries, run_transaction
 from carepath.service.interactions import Interaction, execute_crud
+from carepath.service.reevaluation import Reevaluation
 from carepath.service.trigger_queue import RESOURCE_STORED, patient_of
 from carepath.service.triggering import Enrolment, change_of, evaluate_triggers
 from carepath.store.repository import Repository, StoreTransaction
@@ -72,7 +73,7 @@ class InboundEvent:
 @dataclass(frozen=True)
 class Handled:
     result: Result
-    enrolments: tuple[Enrolment, ...] = ()
+    effects: tuple[Enrolment | Reevaluation, ...] = ()
 
 
 async def handle_event(repository: Repository, event: InboundEvent, now: datetime) -> Handled:
@@ -85,8 +86,8 @@ async def handle_event(repository: Repository, event: InboundEvent, now: datetim
             return Handled("duplicate")
         tx.written = []
         changes = await _effects(tx, event)
-        enrolments = await evaluate_triggers(repository, tx, changes, event.provenance_entity(), now)
-    return Handled("processed", tuple(enrolments))
+        effects = await evaluate_triggers(repository, tx, changes, event.provenance_entity(), now)
+    return Handled("processed", tuple(effects))
 
 
 async def _effects(tx: StoreTransaction, event: InboundEvent) -> list[tuple[str, TriggerEvent]]:
