@@ -237,3 +237,16 @@ async def test_end_turns_the_subscription_off(settings: Settings) -> None:
             await env.deliver()
             assert (await env.read(f"Subscription/{sid}"))["status"] == "off"
             assert receiver.events() == []
+
+
+async def test_status_and_resend_answer_operation_outcomes_for_bad_requests(settings: Settings) -> None:
+    with Receiver() as receiver:
+        async with delivery_env(settings) as env:
+            missing = await env.http.get("/fhir/Subscription/nope/$status")
+            assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
+            sid = (await env.subscribe(receiver.url + "/hook"))["id"]
+            bad = {"resourceType": "Parameters", "parameter": [{"name": "eventsSinceNumber", "valueString": "-1"}]}
+            response = await env.http.post(f"/fhir/Subscription/{sid}/$resend", json=bad)
+            assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome"
+            assert (await env.http.delete(f"/fhir/Subscription/{sid}")).status_code == 200
+            assert (await env.http.get(f"/fhir/Subscription/{sid}/$status")).status_code == 410
