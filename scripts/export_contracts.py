@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from carepath.api.app import create_app
+from carepath.auth.discovery import rest_security
 from carepath.fhir.search.definitions import definitions
 from carepath.service.capability import capability_statement
 from carepath.settings import Settings
@@ -38,7 +39,7 @@ def own_search_parameter(sp_id: str) -> dict[str, Any]:
 def contract_files() -> dict[str, str]:
     """File name in contracts/ -> its expected text."""
     files = {
-        "CapabilityStatement.json": render(capability_statement(CONTRACT_BASE)),
+        "CapabilityStatement.json": render(capability_statement(CONTRACT_BASE, rest_security(Settings(auth="off")))),
         "openapi.json": render(create_app(Settings(load_pathways_on_start=False)).openapi()),
     }
     for sp_id in OWN_SEARCH_PARAMETERS:

@@ -1,4 +1,4 @@
-"""The dependency direction of DESIGN.md, checked on the source: api/cli -> service -> engine, store -> fhir.
+"""The dependency direction of DESIGN.md, checked on the source: api/cli -> auth -> service -> engine, store -> fhir.
 
 The engine and the pathway content are pure (no database, HTTP or queue libraries); nothing below the transports
 imports them; the store knows nothing of the use cases.
@@ -16,12 +16,15 @@ IO_LIBRARIES = ("sqlalchemy", "asyncpg", "aiosqlite", "httpx", "redis", "fakered
 
 # layer -> what it must not import
 FORBIDDEN = {
-    "engine": ("carepath.store", "carepath.service", "carepath.api", "carepath.content", *IO_LIBRARIES),
+    "engine": ("carepath.store", "carepath.service", "carepath.api", "carepath.content", "carepath.auth",
+               *IO_LIBRARIES),
     "fhir": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
-             *IO_LIBRARIES),
-    "content": ("carepath.store", "carepath.service", "carepath.api", *IO_LIBRARIES),
-    "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content"),
-    "service": ("carepath.api", "fastapi", "starlette"),
+             "carepath.auth", *IO_LIBRARIES),
+    "content": ("carepath.store", "carepath.service", "carepath.api", "carepath.auth", *IO_LIBRARIES),
+    "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.auth"),
+    "service": ("carepath.api", "carepath.auth", "fastapi", "starlette"),
+    # Tokens, scopes and audit are transport-free: the api layer's middleware is the only HTTP side of auth.
+    "auth": ("carepath.api", "fastapi", "starlette", "uvicorn"),
 }  # fmt: skip
 
 

@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from carepath import __version__
-from carepath.api import operations, rest
+from carepath.api import operations, rest, smart
 from carepath.api.errors import install_error_handlers
 from carepath.api.state import AppState
+from carepath.auth.config import announce
 from carepath.settings import Settings, get_settings
 from carepath.store.database import create_engine
 from carepath.store.migrate import upgrade_async
@@ -27,8 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = settings.effective_database_url
-        if settings.auth == "off":
-            log.warning("CAREPATH_AUTH=off: the API accepts unauthenticated requests (local development only)")
+        announce(settings)
         if settings.migrate_on_start:
             await upgrade_async(url, settings.database_schema)
         engine = create_engine(url, schema=settings.database_schema)
@@ -42,10 +42,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.security.close()
             await engine.dispose()
 
-    app = FastAPI(title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    docs = settings.docs  # CAREPATH_DOCS=false: no /docs and no /openapi.json
+    app = FastAPI(
+        title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs" if docs else None,
+        redoc_url=None, openapi_url="/openapi.json" if docs else None,
+    )  # fmt: skip
     install_error_handlers(app)
+    smart.install_security(app, settings)
+    app.include_router(smart.router)
     app.include_router(operations.router)
     app.include_router(rest.router)
 

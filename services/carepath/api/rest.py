@@ -17,6 +17,7 @@ from carepath.api.http import (
     render,
 )
 from carepath.api.state import app_state
+from carepath.auth.discovery import rest_security
 from carepath.errors import NotFound
 from carepath.service.bundles import process_bundle
 from carepath.service.capability import capability_statement
@@ -65,7 +66,8 @@ async def _search(request: Request, res_type: str | None, query: list[tuple[str,
 @router.get("/metadata")
 async def metadata(request: Request) -> Response:
     check_acceptable(request)
-    return json_response(capability_statement(base_url(request, app_state(request).settings.base_url)))
+    settings = app_state(request).settings
+    return json_response(capability_statement(base_url(request, settings.base_url), rest_security(settings)))
 
 
 @router.post("")

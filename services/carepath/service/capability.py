@@ -18,8 +18,9 @@ INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "histor
 _COMMON_SEARCH = ("_id", "_lastUpdated")
 
 
-def capability_statement(base: str) -> dict[str, Any]:
-    return {
+def capability_statement(base: str, security: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`security` is rest.security (what the auth settings configure; see auth/discovery.py)."""
+    statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
         "url": f"{BASE}/CapabilityStatement/carepath",
         "version": __version__,
@@ -46,6 +47,9 @@ def capability_statement(base: str) -> dict[str, Any]:
             }
         ],
     }  # fmt: skip
+    if security is not None:
+        statement["rest"][0] = {"mode": "server", "security": security, **statement["rest"][0]}
+    return statement
 
 
 def _resource(res_type: str) -> dict[str, Any]:
