@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -16,6 +21,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from carepath.settings import Settings
 
+MakeClient = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
 ISSUER = "https://auth.example.test"
 AUDIENCE = "https://carepath.example.test/fhir"
 
@@ -79,9 +85,6 @@ def hs256_forgery(secret: bytes, kid: str, scope: str = "system/*.cruds") -> str
     """HS256 "signed" with the public key as the HMAC secret (the classic algorithm-confusion attack)."""
     head = _b64({"alg": "HS256", "typ": "JWT", "kid": kid})
     body = _b64(claims(scope))
-    import hashlib
-    import hmac
-
     signature = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
     return f"{head}.{body}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
 

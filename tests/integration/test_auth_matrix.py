@@ -18,6 +18,7 @@ import pytest
 from tests.integration.auth_support import (
     AUDIENCE,
     ISSUER,
+    MakeClient,
     SigningKey,
     bearer,
     ec_key,
@@ -101,18 +102,18 @@ def keys() -> dict[str, SigningKey]:
 
 
 @pytest.fixture
-async def client(tmp_path: Path, keys: dict[str, SigningKey]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    tmp_path: Path, keys: dict[str, SigningKey], make_client: MakeClient
+) -> AsyncIterator[httpx.AsyncClient]:
     # Audit and the failed-authentication limit have their own tests; here they would only slow the matrix.
-    app = create_app(jwt_settings(tmp_path, keys["rsa"], keys["ec"], audit=False, auth_failure_limit=1_000_000))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            admin = bearer(token(keys["rsa"]))
-            for resource in (PATIENT, OBSERVATION, PLAN, ACTIVITY):
-                url = f"/fhir/{resource['resourceType']}/{resource['id']}"
-                answer = await http.put(url, json=resource, headers={**admin, "Content-Type": FHIR})
-                assert answer.status_code in (200, 201), answer.text
-            yield http
+    settings = jwt_settings(tmp_path, keys["rsa"], keys["ec"], audit=False, auth_failure_limit=1_000_000)
+    async with make_client(settings) as http:
+        admin = bearer(token(keys["rsa"]))
+        for resource in (PATIENT, OBSERVATION, PLAN, ACTIVITY):
+            url = f"/fhir/{resource['resourceType']}/{resource['id']}"
+            answer = await http.put(url, json=resource, headers={**admin, "Content-Type": FHIR})
+            assert answer.status_code in (200, 201), answer.text
+        yield http
 
 
 def test_the_matrix_covers_the_route_table() -> None:

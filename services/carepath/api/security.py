@@ -259,7 +259,7 @@ class SecurityMiddleware:
     # -- the call and what it answered -------------------------------------------------------------------------
     async def _forward(self, scope: Scope, receive: Receive, send: Send, call: _Call) -> None:
         access = call.access
-        audited = self.audit and access.res_type not in _NOT_AUDITED
+        audited = self.audit and _audited(access)
         inspect = call.decision == "patient" and access.interaction in (
             "read",
             "vread",
@@ -338,7 +338,7 @@ class SecurityMiddleware:
 
     def _record(self, scope: Scope, call: _Call, status: int) -> None:
         access = call.access
-        if access.res_type in _NOT_AUDITED:
+        if not _audited(access):
             return
         request = Request(call.address, access.interaction or "operation", access.res_type, status)
         self._queue(access_event(request, call.principal, touched=call.touched, patients=call.patients,
@@ -358,6 +358,11 @@ class SecurityMiddleware:
     def _repository(self) -> Repository:
         repository: Repository = self._app_ref.state.carepath.repository
         return repository
+
+
+def _audited(access: Access) -> bool:
+    """Patient data and every $apply (its output is patient data, though its path names a definition)."""
+    return access.kind == "apply" or access.res_type not in _NOT_AUDITED
 
 
 def _entry_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:

@@ -56,6 +56,10 @@ class Request:
     status: int
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)  # `instant` renders naive UTC
+
+
 def outcome_code(status: int) -> str:
     """AuditEvent.outcome: 0 success, 4 minor failure (the client's), 8 serious failure (ours)."""
     if status < 400:
@@ -81,7 +85,10 @@ def _base(request: Request, principal: Principal | None, source: str, now: datet
         "resourceType": "AuditEvent",
         "type": _REST,
         "subtype": [{"system": _INTERACTION, "code": request.interaction}],
-        "action": _ACTION.get(request.interaction, "E"),
+        # An update that created the resource (201) is a create as far as the record is concerned.
+        "action": "C"
+        if request.interaction == "update" and request.status == 201
+        else _ACTION.get(request.interaction, "E"),
         "recorded": instant(now),
         "outcome": outcome_code(request.status),
         "agent": [_agent(principal, request.address)],
@@ -97,7 +104,7 @@ def access_event(
     source: str, now: datetime | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """One AuditEvent: `touched` are "Type/id" references, `patients` the ids of the patients concerned."""
-    event = _base(request, principal, source, now or datetime.now(UTC))
+    event = _base(request, principal, source, now or _utcnow())
     entities: list[dict[str, Any]] = [{"what": {"reference": ref}, "type": _ENTITY_OBJECT}
                                       for ref in dict.fromkeys(touched) if not ref.startswith("Patient/")]  # fmt: skip
     entities += [{"what": {"reference": f"Patient/{pid}"}, "type": _ENTITY_PERSON, "role": _ROLE_PATIENT}
@@ -111,7 +118,7 @@ def access_event(
 
 
 def failure_event(address: str, status: int, source: str, now: datetime | None = None) -> dict[str, Any]:
-    event = _base(Request(address, "", None, status), None, source, now or datetime.now(UTC))
+    event = _base(Request(address, "", None, status), None, source, now or _utcnow())
     event.update(type=_LOGIN, subtype=[_LOGIN_SUB], action="E", outcomeDesc="access token refused")
     return event
 
