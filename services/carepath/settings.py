@@ -46,7 +46,6 @@ class Settings(BaseSettings):
         default=0, ge=0, description="requests per client per second (0 = unlimited; put a proxy limit in front)"
     )
     max_bundle_entries: int = Field(default=1000, ge=1, description="most entries in a batch/transaction")
-    apply_time_limit_s: float = Field(default=10.0, gt=0, description="most FHIRPath evaluation time per $apply")
     docs: bool = Field(default=True, description="serve /docs and /openapi.json")
     cors_origins: str = Field(default="", description="comma-separated origins allowed by CORS; empty = CORS off")
     max_request_bytes: int = Field(default=5 * 1024 * 1024, description="Largest accepted request body")

@@ -75,7 +75,10 @@ async def batch_or_transaction(request: Request) -> Response:
     check_acceptable(request)
     state = app_state(request)
     body = await read_resource_body(request, state.settings.max_request_bytes)
-    bundle = await process_bundle(state.repository, body, base_url(request, state.settings.base_url))
+    bundle = await process_bundle(
+        state.repository, body, base_url(request, state.settings.base_url),
+        max_entries=state.settings.max_bundle_entries,
+    )  # fmt: skip
     return json_response(bundle)
 
 

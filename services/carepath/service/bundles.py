@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from carepath.errors import CarepathError, InvalidRequest, operation_outcome
+from carepath.errors import CarepathError, InvalidRequest, PayloadTooLarge, operation_outcome
 from carepath.service.interactions import Interaction, Outcome, execute_crud, interaction_from_url
 from carepath.service.paging import resource_fragment
 from carepath.service.search import search_bundle
@@ -22,7 +22,9 @@ from carepath.store.repository import Repository, StoreTransaction, new_id
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 
-async def process_bundle(repository: Repository, bundle: dict[str, Any], base: str) -> dict[str, Any]:
+async def process_bundle(
+    repository: Repository, bundle: dict[str, Any], base: str, *, max_entries: int
+) -> dict[str, Any]:
     if bundle.get("resourceType") != "Bundle":
         raise InvalidRequest(
             "POST to the base URL takes a Bundle of type batch or transaction", expression=("resourceType",)
@@ -33,6 +35,10 @@ async def process_bundle(repository: Repository, bundle: dict[str, Any], base: s
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise InvalidRequest("Bundle.entry must be an array", expression=("Bundle.entry",))
+    if len(entries) > max_entries:  # one request must not hold a transaction (and its locks) for ever
+        raise PayloadTooLarge(
+            f"A Bundle may have at most {max_entries} entries; split it", expression=("Bundle.entry",)
+        )
     if kind == "transaction":
         return await _transaction(repository, entries, base)
     return await _batch(repository, entries, base)
