@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def jwks(*keys: SigningKey) -> dict[str, Any]:
 def claims(scope: str = "system/*.cruds", **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     base: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE, "sub": "engine-1", "client_id": "engine-1",
-                            "scope": scope, "iat": now, "exp": now + 300}  # fmt: skip
+                            "scope": scope, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}  # fmt: skip
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 

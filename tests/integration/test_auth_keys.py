@@ -3,6 +3,7 @@ standing in for the authorization server — the only external peer."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tests.integration.auth_support import (
     token,
 )
 
-from carepath.auth.keys import REFETCH_INTERVAL_S, RemoteKeys
+from carepath.auth.keys import REFETCH_INTERVAL_S, RemoteKeys, StaticKeys, parse_jwks
 from carepath.auth.tokens import Introspector, JwtVerifier
 from carepath.errors import Unauthorized
 
@@ -164,3 +165,24 @@ async def test_introspection_through_the_api(tmp_path: Path, make_client: MakeCl
         async with make_client(settings) as http:
             assert (await http.get("/fhir/Patient", headers=bearer("opaque-1"))).status_code == 200
             assert (await http.get("/fhir/Observation", headers=bearer("opaque-1"))).status_code == 403
+
+
+async def test_a_verified_token_is_remembered_until_exp_only() -> None:
+    key = rsa_key("k1")
+    fetches = 0
+
+    class Counting:
+        async def key(self, kid: str | None) -> object:
+            nonlocal fetches
+            fetches += 1
+            return (await StaticKeys(parse_jwks(jwks(key))).key(kid)) if kid == "k1" else None
+
+    check = JwtVerifier(Counting(), issuer=ISSUER, audience=AUDIENCE, leeway_s=0)  # type: ignore[arg-type]
+    same = token(key)
+    assert await check.verify(same) == await check.verify(same)
+    assert fetches == 1  # the second call did not verify again
+    soon = token(key, exp=int(time.time()) + 1)
+    await check.verify(soon)
+    await asyncio.sleep(1.1)
+    with pytest.raises(Unauthorized):
+        await check.verify(soon)  # expired while cached: verified afresh, and refused
