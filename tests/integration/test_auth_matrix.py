@@ -46,6 +46,11 @@ ACTIVITY = {"resourceType": "ActivityDefinition", "id": "ad1", "url": "http://ex
 FHIR = "application/fhir+json"
 
 
+def observation_of(patient: str) -> dict[str, Any]:
+    return {"resourceType": "Observation", "status": "final", "code": {"text": "w"},
+            "subject": {"reference": f"Patient/{patient}"}}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Call:
     method: str
@@ -282,13 +287,7 @@ async def test_patient_search_is_narrowed_to_the_compartment(
     client: httpx.AsyncClient, keys: dict[str, SigningKey]
 ) -> None:
     admin = {**bearer(token(keys["rsa"])), "Content-Type": FHIR}
-    other = {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"text": "w"},
-        "subject": {"reference": "Patient/p2"},
-    }
-    assert (await client.post("/fhir/Observation", json=other, headers=admin)).status_code == 201
+    assert (await client.post("/fhir/Observation", json=observation_of("p2"), headers=admin)).status_code == 201
     p2 = bearer(token(keys["rsa"], "patient/Observation.rs", patient="p2"))
     bundle = (await client.get("/fhir/Observation?status=final", headers=p2)).json()
     subjects = {e["resource"]["subject"]["reference"] for e in bundle.get("entry", [])}
@@ -296,21 +295,22 @@ async def test_patient_search_is_narrowed_to_the_compartment(
     # Asking for p1 explicitly is ANDed with the compartment: nothing.
     bundle = (await client.get("/fhir/Observation?subject=Patient/p1", headers=p2)).json()
     assert bundle.get("entry", []) == []
-    # _include would bring a resource outside the compartment: refused as a whole.
     p1 = bearer(token(keys["rsa"], "patient/*.rs", patient="p1"))
     assert (await client.get("/fhir/Observation?_include=Observation:subject", headers=p1)).status_code == 200
+    # An _include that brings in a resource outside the compartment is refused as a whole.
+    practitioner = {"resourceType": "Practitioner", "id": "dr1"}
+    assert (await client.put("/fhir/Practitioner/dr1", json=practitioner, headers=admin)).status_code == 201
+    performed = {**observation_of("p1"), "performer": [{"reference": "Practitioner/dr1"}]}
+    assert (await client.post("/fhir/Observation", json=performed, headers=admin)).status_code == 201
+    included = await client.get("/fhir/Observation?_include=Observation:performer", headers=p1)
+    assert included.status_code == 403 and "dr1" not in included.text
 
 
 async def test_patient_scope_cannot_write_into_another_compartment(
     client: httpx.AsyncClient, keys: dict[str, SigningKey]
 ) -> None:
     p2 = {**bearer(token(keys["rsa"], "patient/*.cruds", patient="p2")), "Content-Type": FHIR}
-    mine = {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"text": "w"},
-        "subject": {"reference": "Patient/p2"},
-    }
+    mine = observation_of("p2")
     assert (await client.post("/fhir/Observation", json=mine, headers=p2)).status_code == 201
     theirs = {**mine, "subject": {"reference": "Patient/p1"}}
     assert (await client.post("/fhir/Observation", json=theirs, headers=p2)).status_code == 403
@@ -340,3 +340,14 @@ async def test_auditevents_cannot_be_changed_or_deleted(client: httpx.AsyncClien
 def test_support_constants_are_what_the_settings_use(tmp_path: Path) -> None:
     settings = jwt_settings(tmp_path, rsa_key())
     assert (settings.auth_issuer, settings.auth_audience) == (ISSUER, AUDIENCE)
+
+
+async def test_head_under_a_patient_scope_is_judged_like_get(
+    client: httpx.AsyncClient, keys: dict[str, SigningKey]
+) -> None:
+    own = await client.head("/fhir/Observation/obs1", headers=bearer(token(keys["rsa"], "patient/*.rs", patient="p1")))
+    assert own.status_code == 200 and own.content == b""
+    other = await client.head(
+        "/fhir/Observation/obs1", headers=bearer(token(keys["rsa"], "patient/*.rs", patient="p2"))
+    )
+    assert other.status_code == 403 and other.content == b""

@@ -269,6 +269,9 @@ class SecurityMiddleware:
         if not (audited or inspect):
             await self.app(scope, receive, send)
             return
+        head = scope["method"] == "HEAD"
+        if head and inspect:  # what a HEAD would return must be seen to be judged: run it as a GET, send no body
+            scope = {**scope, "method": "GET"}
         start: Message = {}
         chunks: list[bytes] = []
 
@@ -288,7 +291,7 @@ class SecurityMiddleware:
             status = 403
         else:
             await send(start)
-            await send({"type": "http.response.body", "body": body})
+            await send({"type": "http.response.body", "body": b"" if head else body})
         if audited:
             self._facts(
                 call, answer, dict((k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", []))

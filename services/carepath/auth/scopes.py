@@ -14,7 +14,6 @@ from typing import Literal
 
 Context = Literal["patient", "user", "system"]
 Letter = Literal["c", "r", "u", "d", "s"]
-LETTERS: tuple[Letter, ...] = ("c", "r", "u", "d", "s")
 
 _SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]{1,63})\.([A-Za-z*]+)$")
 _V1 = {"read": "rs", "write": "cud", "*": "cruds"}
@@ -43,14 +42,3 @@ def parse_scopes(text: str) -> frozenset[Grant]:
             letters = permissions
         grants.update(Grant(context, res_type, letter) for letter in letters)  # type: ignore[arg-type]
     return frozenset(grants)
-
-
-def scope_text(grants: frozenset[Grant]) -> str:
-    """The v2 scopes that give exactly these grants (for messages and the dev token)."""
-    by_key: dict[tuple[str, str], set[str]] = {}
-    for grant in grants:
-        by_key.setdefault((grant.context, grant.res_type), set()).add(grant.letter)
-    return " ".join(
-        f"{context}/{res_type}.{''.join(letter for letter in LETTERS if letter in letters)}"
-        for (context, res_type), letters in sorted(by_key.items())
-    )

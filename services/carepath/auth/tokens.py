@@ -42,8 +42,8 @@ class Principal:
     @classmethod
     def from_claims(cls, claims: dict[str, Any], issuer: str) -> Principal:
         client_id = _text(claims.get("client_id")) or _text(claims.get("azp")) or _text(claims.get("sub")) or "?"
-        scope = claims.get("scope")
-        if isinstance(scope, list):  # some issuers send `scp` arrays
+        scope = claims.get("scope", claims.get("scp"))
+        if isinstance(scope, list):  # some issuers send arrays (`scp`)
             scope = " ".join(str(s) for s in scope)
         return cls(
             subject=_text(claims.get("sub")) or client_id,
@@ -91,9 +91,10 @@ class _VerifiedCache:
             self._entries.popitem(last=False)
 
 
-class JwtVerifier:
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway_s: int) -> None:
-        self._keys = keys
+class _Verifier:
+    """A token check whose answers are remembered until the token's `exp`."""
+
+    def __init__(self, *, issuer: str, audience: str, leeway_s: int) -> None:
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_s
@@ -104,11 +105,20 @@ class JwtVerifier:
         cached = self._verified.get(key)
         if cached is not None:
             return cached
-        principal, expires = await self._verify(token)
+        principal, expires = await self._check(token)
         self._verified.put(key, expires, principal)
         return principal
 
-    async def _verify(self, token: str) -> tuple[Principal, float]:
+    async def _check(self, token: str) -> tuple[Principal, float]:
+        raise NotImplementedError
+
+
+class JwtVerifier(_Verifier):
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway_s: int) -> None:
+        super().__init__(issuer=issuer, audience=audience, leeway_s=leeway_s)
+        self._keys = keys
+
+    async def _check(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -130,26 +140,19 @@ class JwtVerifier:
         return Principal.from_claims(claims, self._issuer), float(claims["exp"])
 
 
-class Introspector:
+class Introspector(_Verifier):
     """RFC 7662: POST token=... with carepath's own client credentials; active answers cached until `exp`."""
 
     def __init__(
         self, url: str, client: httpx.AsyncClient, *, issuer: str, audience: str, leeway_s: int,
         client_id: str = "", client_secret: str = "",
     ) -> None:  # fmt: skip
+        super().__init__(issuer=issuer, audience=audience, leeway_s=leeway_s)
         self._url = url
         self._client = client
-        self._issuer = issuer
-        self._audience = audience
-        self._leeway = leeway_s
         self._auth = httpx.BasicAuth(client_id, client_secret) if client_id else None
-        self._cache = _VerifiedCache(leeway_s)
 
-    async def verify(self, token: str) -> Principal:
-        key = self._cache.key(token)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
+    async def _check(self, token: str) -> tuple[Principal, float]:
         now = time.time()
         claims = await self._introspect(token)
         exp = claims.get("exp")
@@ -160,9 +163,7 @@ class Introspector:
             raise Unauthorized(_INVALID)
         if claims.get("iss") not in (None, self._issuer) or not _audience_ok(claims.get("aud"), self._audience):
             raise Unauthorized(_INVALID)
-        principal = Principal.from_claims(claims, self._issuer)
-        self._cache.put(key, float(exp), principal)
-        return principal
+        return Principal.from_claims(claims, self._issuer), float(exp)
 
     async def _introspect(self, token: str) -> dict[str, Any]:
         try:
