@@ -105,6 +105,11 @@ def test_types_are_derived_conservatively() -> None:
         }
     }
     assert data_types({"resourceType": "PlanDefinition", "action": [{"condition": [named]}]}, None) == {"Procedure"}
+    url = "%data.entry.resource.where(resourceType='Goal').extension('http://example.org/fhir/Procedure-note')"
+    literal = {"expression": {"language": "text/fhirpath", "expression": url}}
+    assert data_types({"resourceType": "PlanDefinition", "action": [{"condition": [literal]}]}, None) == {"Goal"}
+    typed = {"expression": {"language": "text/fhirpath", "expression": "%data.entry.resource.ofType(Condition)"}}
+    assert data_types({"resourceType": "PlanDefinition", "action": [{"condition": [typed]}]}, None) == {"Condition"}
     blind = {"expression": {"language": "text/fhirpath", "expression": "%data.entry.resource.count() > 3"}}
     assert data_types({"resourceType": "PlanDefinition", "action": [{"condition": [blind]}]}, None) == set(
         COMPARTMENT_PARAMS

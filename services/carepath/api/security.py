@@ -44,6 +44,7 @@ log = logging.getLogger("carepath.auth")
 _DENIED = "The access token does not grant this interaction"
 _NOT_AUDITED = DEFINITION_TYPES | {"AuditEvent"}  # definitions are not patient data; AuditEvent reads not recursive
 _DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"})
+_DOC_ASSETS = "/static-offline-docs/"  # Swagger UI's own files when served locally (fastapi-offline's default)
 
 
 @dataclass
@@ -93,7 +94,7 @@ class SecurityMiddleware:
         headers = _headers(scope)
         conditional = "if-none-exist" in headers
         access = classify(scope["method"], scope["path"], scope["query_string"].decode("latin-1"), conditional)
-        if self.settings.docs and scope["path"] in _DOC_PATHS:
+        if self.settings.docs and (scope["path"] in _DOC_PATHS or scope["path"].startswith(_DOC_ASSETS)):
             access = Access("open")
         self._app_ref = scope.get("app")
         client = scope.get("client")

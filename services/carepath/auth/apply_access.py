@@ -23,6 +23,7 @@ from carepath.service.parameters import OperationInput
 from carepath.store.repository import Repository
 
 _WORD = re.compile(r"[A-Z][A-Za-z]+")
+_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")  # a FHIRPath string literal
 _OPEN_DATA = re.compile(r"%(data|context)\b")
 _SUPPORTED = frozenset(SUPPORTED_TYPES)
 _ALL_PATIENT_DATA = frozenset(COMPARTMENT_PARAMS)
@@ -39,13 +40,22 @@ def data_types(root: dict[str, Any], resolver: DictResolver | None) -> frozenset
                     types.add(req["type"])
             expression = node.get("expression")
             if isinstance(expression, str) and node.get("language", "text/fhirpath").startswith("text/fhirpath"):
-                named = {w for w in _WORD.findall(expression) if w in _SUPPORTED}
+                named = _named_types(expression)
                 if _OPEN_DATA.search(expression) and not named:
                     return _ALL_PATIENT_DATA
                 types |= named
             elif isinstance(expression, str):  # CQL and other languages: we cannot read them, assume anything
                 return _ALL_PATIENT_DATA
     return frozenset(t for t in types if t in _SUPPORTED)
+
+
+def _named_types(expression: str) -> set[str]:
+    """Types named in code (`Observation.value`, `ofType(Condition)`) or as a whole string literal
+    (`resourceType = 'Observation'`); a type inside a longer literal — an extension URL's
+    `.../StructureDefinition/...` — reads nothing."""
+    literals = _LITERAL.findall(expression)
+    code = _LITERAL.sub("''", expression)
+    return {w for w in _WORD.findall(code) if w in _SUPPORTED} | {lit for lit in literals if lit in _SUPPORTED}
 
 
 def _definitions(root: dict[str, Any], resolver: DictResolver | None) -> Iterator[dict[str, Any]]:
