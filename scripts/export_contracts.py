@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from carepath.api.app import create_app
+from carepath.auth.discovery import rest_security
 from carepath.fhir.models import SUPPORTED_TYPES, UNSUPPORTED_TYPES
 from carepath.fhir.search.definitions import definitions
 from carepath.service.capability import capability_statement
@@ -41,7 +42,7 @@ def own_search_parameter(sp_id: str) -> dict[str, Any]:
 def contract_files() -> dict[str, str]:
     """File name in contracts/ -> its expected text."""
     files = {
-        "CapabilityStatement.json": render(capability_statement(CONTRACT_BASE)),
+        "CapabilityStatement.json": render(capability_statement(CONTRACT_BASE, rest_security(Settings(auth="off")))),
         "openapi.json": render(create_app(Settings(load_pathways_on_start=False)).openapi()),
         "resource-types.json": render({"supported": list(SUPPORTED_TYPES), "unsupported": UNSUPPORTED_TYPES}),
     }

@@ -1,5 +1,5 @@
 """`carepath serve | worker | db upgrade | pathways load [DIR] | scheduler run-once | events status | events dead
-list|redrive | demo`."""
+list|redrive | demo | dev-token`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from carepath.settings import Settings, get_settings
 
@@ -43,8 +45,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     dead.add_parser("list", help="show the dead letters (JSON lines)")
     redrive = dead.add_parser("redrive", help="put dead letters back on the inbound stream (all, or the ids given)")
     redrive.add_argument("ids", nargs="*")
+    token = commands.add_parser("dev-token", help="print an access token for a server run with CAREPATH_AUTH=dev")
+    token.add_argument("--scope", default="system/*.cruds", help='SMART scopes, e.g. "patient/*.rs"')
+    token.add_argument("--patient", default=None, help="the patient id of patient/ scopes")
+    token.add_argument("--fhir-user", default=None, help='the user of user/ scopes, e.g. "Practitioner/123"')
     args = parser.parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # e.g. CAREPATH_AUTH=token: refuse to start, saying what to set instead
+        for error in exc.errors():
+            print(f"carepath: invalid settings: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not news on every start
     try:
@@ -73,6 +84,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from carepath.events.cli import run_events_command
 
         return asyncio.run(run_events_command(args, settings))
+    if args.command == "dev-token":
+        from carepath.auth.dev import dev_token
+
+        print(dev_token(settings.data_dir, scope=args.scope, patient=args.patient, fhir_user=args.fhir_user))
+        return 0
     from carepath.demo import run_demo
 
     return asyncio.run(run_demo(settings))
@@ -82,12 +98,20 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from carepath.api.app import create_app
+    from carepath.auth.config import InsecureBind, check_bind
     from carepath.store.database import is_sqlite
     from carepath.store.migrate import upgrade
 
     # No access log: formatting a log record per request costs more than a FHIR read itself. uvicorn picks
     # uvloop and httptools (uvicorn[standard]) when they are installed.
-    options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": False}
+    try:
+        check_bind(settings, args.host)
+    except InsecureBind as exc:
+        print(f"carepath: {exc}", file=sys.stderr)
+        return 2
+    # No `server` banner: it tells an attacker which version to look up.
+    options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": False,
+                               "server_header": False}  # fmt: skip
     if args.workers <= 1:
         uvicorn.run(create_app(settings), **options)
         return 0

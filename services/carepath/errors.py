@@ -3,6 +3,8 @@
 CarepathError                      500 exception   (never raised for a client's mistake)
 ├── InvalidRequest                 400 invalid     malformed JSON, bad search parameter
 │   └── InvalidResource            400 invalid     resource fails validation (expression names the element)
+├── Unauthorized                   401 login       no or an invalid access token (WWW-Authenticate added)
+├── Forbidden                      403 forbidden   a valid token without the scope for the interaction
 ├── NotFound                       404 not-found
 ├── MethodNotAllowed               405 not-supported
 ├── Conflict                       409 conflict    id mismatch, a concurrent create-on-update
@@ -12,7 +14,8 @@ CarepathError                      500 exception   (never raised for a client's 
 ├── UnsupportedMediaType           415 not-supported
 ├── BusinessRuleViolation          422 business-rule
 │   └── InvalidTransition          422 business-rule  a Task status change the workflow's table does not allow
-└── NotSupported                   422 not-supported  e.g. a CQL expression in a PlanDefinition
+├── NotSupported                   422 not-supported  e.g. a CQL expression in a PlanDefinition
+└── TooManyRequests                429 throttled   a client over a request or failed-authentication limit
 """
 
 from __future__ import annotations
@@ -70,6 +73,20 @@ class InvalidResource(InvalidRequest):
     pass
 
 
+class Unauthorized(CarepathError):
+    """RFC 6750 §3: `error` is "invalid_token" when a token was sent, None when none was."""
+
+    status, code = 401, "login"
+
+    def __init__(self, diagnostics: str, *, error: str | None = "invalid_token") -> None:
+        super().__init__(diagnostics)
+        self.error = error
+
+
+class Forbidden(CarepathError):
+    status, code = 403, "forbidden"
+
+
 class NotFound(CarepathError):
     status, code = 404, "not-found"
 
@@ -112,6 +129,10 @@ class InvalidTransition(BusinessRuleViolation):
 
 class NotSupported(CarepathError):
     status, code = 422, "not-supported"
+
+
+class TooManyRequests(CarepathError):
+    status, code = 429, "throttled"
 
 
 def operation_outcome(issues: list[Issue]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The dependency direction of DESIGN.md, checked on the source: api/cli -> service -> engine, store -> fhir.
+"""The dependency direction of DESIGN.md, checked on the source: api/cli -> auth -> service -> engine, store -> fhir.
 
 The engine, the Task workflow and the pathway content are pure (no database, HTTP or queue libraries); nothing
 below the transports imports them; the store knows nothing of the use cases.
@@ -16,17 +16,22 @@ IO_LIBRARIES = ("sqlalchemy", "asyncpg", "aiosqlite", "httpx", "redis", "fakered
 
 # layer -> what it must not import
 FORBIDDEN = {
-    "engine": ("carepath.store", "carepath.service", "carepath.api", "carepath.content", *IO_LIBRARIES),
+    "engine": ("carepath.store", "carepath.service", "carepath.api", "carepath.content", "carepath.auth",
+               *IO_LIBRARIES),
     "fhir": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
-             *IO_LIBRARIES),
-    "content": ("carepath.store", "carepath.service", "carepath.api", *IO_LIBRARIES),
+             "carepath.auth", *IO_LIBRARIES),
+    "content": ("carepath.store", "carepath.service", "carepath.api", "carepath.auth", *IO_LIBRARIES),
     "workflow": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
-                 "carepath.events", *IO_LIBRARIES),
-    "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.workflow"),
-    "service": ("carepath.api", "carepath.delivery", "carepath.events", "fastapi", "starlette", "redis", "fakeredis"),
+                 "carepath.events", "carepath.auth", *IO_LIBRARIES),
+    "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.workflow",
+              "carepath.auth"),
+    "service": ("carepath.api", "carepath.auth", "carepath.delivery", "carepath.events", "fastapi", "starlette",
+                "redis", "fakeredis"),
     # the event transport calls the use cases; it renders no HTTP and never reaches past them into the engine
     "events": ("carepath.api", "carepath.engine", "fastapi", "starlette"),
     "delivery": ("carepath.api", "carepath.engine", "fastapi", "starlette"),
+    # Tokens, scopes and audit are transport-free: the api layer's middleware is the only HTTP side of auth.
+    "auth": ("carepath.api", "fastapi", "starlette", "uvicorn"),
 }  # fmt: skip
 # Pure modules (no I/O: decisions and values only), tested without any server.
 PURE_MODULES = ("delivery/backoff.py", "delivery/notify.py", "delivery/bundle.py", "service/subscription_rules.py")

@@ -12,10 +12,11 @@ from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 
 from carepath import __version__
-from carepath.api import health, operations, rest
+from carepath.api import health, operations, rest, smart
 from carepath.api.errors import install_error_handlers
 from carepath.api.middleware import HttpConventions
 from carepath.api.state import AppState
+from carepath.auth.config import announce
 from carepath.events.streams import connect
 from carepath.events.worker import default_duties, run_duties
 from carepath.settings import Settings, get_settings
@@ -32,8 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = settings.effective_database_url
-        if settings.auth == "off":
-            log.warning("CAREPATH_AUTH=off: the API accepts unauthenticated requests (local development only)")
+        announce(settings)
         if settings.migrate_on_start:
             await upgrade_async(url, settings.database_schema)
         engine = create_engine(url, schema=settings.database_schema)
@@ -56,14 +56,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if worker is not None:
                 await worker
             await streams.close()
+            await app.state.security.close()  # flushes the audit queue: before the engine goes
             await engine.dispose()
 
+    docs = settings.docs  # CAREPATH_DOCS=false: no /docs and no /openapi.json
     # FastAPIOffline: /docs loads Swagger UI from assets shipped in the fastapi-offline package, not from a CDN,
-    # so the API explorer works in a hospital network without internet access.
-    app = FastAPIOffline(title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None,
-                         redirect_slashes=False)  # fmt: skip
+    # so the API explorer works in a hospital network without internet access (it needs docs_url set).
+    app = (FastAPIOffline if docs else FastAPI)(
+        title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs" if docs else None,
+        redoc_url=None, openapi_url="/openapi.json" if docs else None, redirect_slashes=False,
+    )  # fmt: skip
     app.add_middleware(HttpConventions)
     install_error_handlers(app)
+    smart.install_security(app, settings)
+    app.include_router(smart.router)
     app.include_router(operations.router)
     app.include_router(rest.router)
     app.include_router(health.router)

@@ -19,6 +19,7 @@ from carepath.api.http import (
     render,
 )
 from carepath.api.state import app_state
+from carepath.auth.discovery import rest_security
 from carepath.errors import NotFound
 from carepath.service.bundles import process_bundle
 from carepath.service.capability import capability_statement, versions_parameters
@@ -76,7 +77,8 @@ async def _search(request: Request, res_type: str | None, query: list[tuple[str,
 @router.get("/metadata")
 async def metadata(request: Request) -> Response:
     check_acceptable(request)
-    return json_response(capability_statement(base_url(request, app_state(request).settings.base_url)))
+    settings = app_state(request).settings
+    return json_response(capability_statement(base_url(request, settings.base_url), rest_security(settings)))
 
 
 @router.get("/$versions")
@@ -91,8 +93,10 @@ async def batch_or_transaction(request: Request) -> Response:
     check_acceptable(request)
     state = app_state(request)
     body = await read_resource_body(request, state.settings.max_request_bytes)
-    bundle = await process_bundle(state.repository, body, base_url(request, state.settings.base_url),
-                                  strict_search=prefer(request, "handling") == "strict")  # fmt: skip
+    bundle = await process_bundle(
+        state.repository, body, base_url(request, state.settings.base_url),
+        strict_search=prefer(request, "handling") == "strict", max_entries=state.settings.max_bundle_entries,
+    )  # fmt: skip
     return json_response(bundle)
 
 

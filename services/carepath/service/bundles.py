@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from carepath.errors import CarepathError, InvalidRequest, operation_outcome
+from carepath.errors import CarepathError, InvalidRequest, PayloadTooLarge, operation_outcome
 from carepath.fhir.patch import patch_from_resource
 from carepath.service.interactions import CRUD_KINDS, Interaction, Outcome, execute_crud, interaction_from_url
 from carepath.service.paging import resource_fragment
@@ -24,7 +24,7 @@ _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 
 async def process_bundle(
-    repository: Repository, bundle: dict[str, Any], base: str, *, strict_search: bool = False
+    repository: Repository, bundle: dict[str, Any], base: str, *, max_entries: int, strict_search: bool = False
 ) -> dict[str, Any]:
     """`strict_search`: the searches among the entries refuse unknown parameters (`Prefer: handling=strict`)."""
     if bundle.get("resourceType") != "Bundle":
@@ -37,6 +37,10 @@ async def process_bundle(
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise InvalidRequest("Bundle.entry must be an array", expression=("Bundle.entry",))
+    if len(entries) > max_entries:  # one request must not hold a transaction (and its locks) for ever
+        raise PayloadTooLarge(
+            f"A Bundle may have at most {max_entries} entries; split it", expression=("Bundle.entry",)
+        )
     if kind == "transaction":
         return await _transaction(repository, entries, base, strict_search)
     return await _batch(repository, entries, base, strict_search)

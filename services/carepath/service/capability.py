@@ -26,8 +26,9 @@ SUBSCRIPTION_DOC = (
 )
 
 
-def capability_statement(base: str) -> dict[str, Any]:
-    return {
+def capability_statement(base: str, security: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`security` is rest.security (what the auth settings configure; see auth/discovery.py)."""
+    statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
         "url": f"{BASE}/CapabilityStatement/carepath",
         "version": __version__,
@@ -56,6 +57,9 @@ def capability_statement(base: str) -> dict[str, Any]:
             }
         ],
     }  # fmt: skip
+    if security is not None:
+        statement["rest"][0] = {"mode": "server", "security": security, **statement["rest"][0]}
+    return statement
 
 
 def versions_parameters() -> dict[str, Any]:
