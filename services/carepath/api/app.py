@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.load_pathways_on_start and settings.pathways_dir.is_dir():
             from carepath.service.pathways import load_pathways
 
-            report = await load_pathways(repository, settings.pathways_dir)
+            # keep_going: whatever a client did to the stored definitions, the service still starts
+            report = await load_pathways(repository, settings.pathways_dir, keep_going=True)
             log.info("pathways: %s", report.summary())
         try:
             yield
