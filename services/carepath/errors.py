@@ -6,6 +6,8 @@ CarepathError                      500 exception   (never raised for a client's 
 ├── NotFound                       404 not-found
 ├── MethodNotAllowed               405 not-supported
 ├── Conflict                       409 conflict    id mismatch, invalid Task transition
+│   └── TransactionConflict        409 conflict    deadlock / serialization failure / concurrent create
+│                                                  (retryable: service.transactions retries the unit of work)
 ├── Gone                           410 deleted
 ├── PreconditionFailed             412 conflict    If-Match mismatch, several conditional matches
 ├── PayloadTooLarge                413 too-long
@@ -79,6 +81,12 @@ class MethodNotAllowed(CarepathError):
 
 class Conflict(CarepathError):
     status, code = 409, "conflict"
+
+
+class TransactionConflict(Conflict):
+    """The database aborted the unit of work because of a concurrent one; running it again may succeed."""
+
+    retryable = True
 
 
 class NotAcceptable(CarepathError):

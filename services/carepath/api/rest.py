@@ -29,6 +29,7 @@ from carepath.service.interactions import (
     parse_if_match,
 )
 from carepath.service.search import search_bundle
+from carepath.service.transactions import run_in_transaction
 
 router = APIRouter(prefix="/fhir")
 
@@ -46,8 +47,7 @@ async def _crud(request: Request, it: Interaction) -> Response:
         async with state.repository.reader() as tx:
             outcome = await execute_crud(tx, it)
     else:
-        async with state.repository.transaction() as tx:
-            outcome = await execute_crud(tx, it)
+        outcome = await run_in_transaction(state.repository, lambda tx: execute_crud(tx, it))
     return render(outcome, request, base_url(request, state.settings.base_url))
 
 

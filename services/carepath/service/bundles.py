@@ -9,12 +9,14 @@ A batch runs each entry in its own transaction and reports each entry's own outc
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from carepath.errors import CarepathError, InvalidRequest, operation_outcome
 from carepath.service.interactions import Interaction, Outcome, execute_crud, interaction_from_url
 from carepath.service.paging import resource_fragment
 from carepath.service.search import search_bundle
+from carepath.service.transactions import run_in_transaction
 from carepath.settings import get_settings
 from carepath.store.records import instant
 from carepath.store.repository import Repository, StoreTransaction, new_id
@@ -39,8 +41,7 @@ async def process_bundle(repository: Repository, bundle: dict[str, Any], base: s
 
 
 async def _transaction(repository: Repository, entries: list[Any], base: str) -> dict[str, Any]:
-    async with repository.transaction() as tx:
-        results = await run_transaction(tx, entries, base)
+    results = await run_in_transaction(repository, lambda tx: run_transaction(tx, entries, base))
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
 
 
@@ -48,12 +49,15 @@ async def run_transaction(tx: StoreTransaction, entries: list[Any], base: str) -
     """The entries of a transaction inside an open store transaction; their response entries, in entry order."""
     interactions = [_entry_interaction(i, e) for i, e in enumerate(entries)]
     ids = _assign_ids(entries, interactions)
+    # Every resource this transaction changes in place, locked first and in one order: no deadlock with another.
+    await tx.lock([(it.res_type, it.res_id) for it in interactions if it.kind in ("update", "delete")
+                   and it.res_type is not None and it.res_id is not None])  # fmt: skip
     results: list[dict[str, Any]] = [{} for _ in entries]
     for index in sorted(range(len(entries)), key=lambda i: _run_order(entries[i], interactions[i])):
         # Rewritten only now: a conditional create's fullUrl is known once it has run (created or matched).
         it = _rewrite(entries[index], interactions[index], ids)
         try:
-            outcome = await _run(tx, it, base)
+            outcome = await _run(tx, it=it, base=base)
         except CarepathError as exc:
             exc.expression = exc.expression or (f"Bundle.entry[{index}]",)
             exc.diagnostics = f"Bundle.entry[{index}]: {exc.diagnostics}"
@@ -76,14 +80,13 @@ async def _batch(repository: Repository, entries: list[Any], base: str) -> dict[
     for index, entry in enumerate(entries):
         try:
             it = _entry_interaction(index, entry)
-            async with repository.transaction() as tx:
-                results.append(_response_entry(await _run(tx, it, base), base))
+            results.append(_response_entry(await run_in_transaction(repository, partial(_run, it=it, base=base)), base))
         except CarepathError as exc:
             results.append({"response": {"status": str(exc.status), "outcome": operation_outcome(exc.issues())}})
     return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
 
 
-async def _run(tx: StoreTransaction, it: Interaction, base: str) -> Outcome:
+async def _run(tx: StoreTransaction, *, it: Interaction, base: str) -> Outcome:
     if it.kind == "search":
         return Outcome(200, body=await search_bundle(tx, it.res_type, it.query, base, get_settings()))
     if it.kind in ("read", "vread", "create", "update", "delete"):

@@ -11,7 +11,20 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# PostgreSQL: deadlock_detected, serialization_failure (SQLSTATE class 40, "transaction rollback").
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """The database aborted the transaction for a concurrent one: the same unit of work may succeed if re-run."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    # SQLite: still locked after the busy timeout.
+    return str(getattr(orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
 
 
 def is_sqlite(url: str) -> bool:
