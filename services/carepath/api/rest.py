@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -12,7 +10,7 @@ from carepath.api.http import (
     check_acceptable,
     json_response,
     prefer,
-    read_limited,
+    read_form,
     read_resource_body,
     render,
 )
@@ -105,8 +103,8 @@ async def search_type(request: Request, res_type: str) -> Response:
 @router.post("/{res_type}/_search")
 async def search_post(request: Request, res_type: str) -> Response:
     check_type(res_type)
-    form = (await read_limited(request, app_state(request).settings.max_request_bytes)).decode()
-    query = list(request.query_params.multi_items()) + parse_qsl(form, keep_blank_values=True)
+    form = await read_form(request, app_state(request).settings.max_request_bytes)
+    query = list(request.query_params.multi_items()) + form
     return await _search(request, res_type, query)
 
 

@@ -104,6 +104,8 @@ def _entry_interaction(index: int, entry: Any) -> Interaction:
     request = entry.get("request") if isinstance(entry, dict) else None
     if not isinstance(request, dict) or not _text(request, "method", where) or not _text(request, "url", where):
         raise InvalidRequest(f"{where}.request with method and url is required", expression=(f"{where}.request",))
+    if not isinstance(entry.get("fullUrl", ""), str):  # Bundle.entry.fullUrl is a uri: one string
+        raise InvalidRequest(f"{where}.fullUrl must be a string", expression=(f"{where}.fullUrl",))
     method = request["method"].upper()
     if method not in _ORDER or method in ("PATCH", "HEAD"):
         raise InvalidRequest(f"{where}: method {method} is not supported", expression=(f"{where}.request.method",))

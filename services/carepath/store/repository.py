@@ -206,6 +206,11 @@ class StoreTransaction:
         """
         res_type = _checked_type(body)
         query = replace(parse_search(res_type, parse_qsl(criteria, keep_blank_values=True)), count=2, offset=0, sort=())
+        if not query.criteria:  # `_count=1` alone would match any resource of the type and store nothing new
+            raise InvalidRequest(
+                f"If-None-Exist {criteria!r} has no search criteria; name at least one search parameter with a value",
+                expression=("If-None-Exist",),
+            )
         existing = await self._conditional_match(query, criteria)
         if existing is not None:
             return existing, False
