@@ -8,11 +8,12 @@ A batch runs each entry in its own transaction and reports each entry's own outc
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from carepath.errors import CarepathError, InvalidRequest, operation_outcome
+from carepath.errors import CarepathError, InvalidRequest, Issue, operation_outcome
 from carepath.service.interactions import Interaction, Outcome, execute_crud, interaction_from_url
 from carepath.service.paging import resource_fragment
 from carepath.service.search import search_bundle
@@ -21,6 +22,7 @@ from carepath.settings import get_settings
 from carepath.store.records import instant
 from carepath.store.repository import Repository, StoreTransaction, new_id
 
+log = logging.getLogger("carepath.service")
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 
@@ -80,9 +82,18 @@ async def _batch(repository: Repository, entries: list[Any], base: str) -> dict[
     for index, entry in enumerate(entries):
         try:
             it = _entry_interaction(index, entry)
-            results.append(_response_entry(await run_in_transaction(repository, partial(_run, it=it, base=base)), base))
+            outcome = await run_in_transaction(repository, partial(_run, it=it, base=base))
         except CarepathError as exc:
-            results.append({"response": {"status": str(exc.status), "outcome": operation_outcome(exc.issues())}})
+            results.append(_error_entry(exc.status, exc.issues()))
+            continue
+        except Exception as exc:
+            # A defect met by one entry: its own transaction rolled back, the entries before it stay stored, and
+            # the others still run — answering 500 for the whole batch would misstate what was stored.
+            log.exception("UNEXPECTED ERROR in Bundle.entry[%d] of a batch", index)
+            issue = Issue(f"Internal error ({type(exc).__name__}); this entry was not applied", "exception")
+            results.append(_error_entry(500, [issue]))
+            continue
+        results.append(_response_entry(outcome, base))
     return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
 
 
@@ -92,6 +103,10 @@ async def _run(tx: StoreTransaction, *, it: Interaction, base: str) -> Outcome:
     if it.kind in ("read", "vread", "create", "update", "delete"):
         return await execute_crud(tx, it)
     raise InvalidRequest(f"{it.kind} is not supported inside a Bundle")
+
+
+def _error_entry(status: int, issues: list[Issue]) -> dict[str, Any]:
+    return {"response": {"status": str(status), "outcome": operation_outcome(issues)}}
 
 
 def _method(entry: Any) -> str:
