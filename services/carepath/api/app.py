@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from carepath import __version__
 from carepath.api import operations, rest
 from carepath.api.errors import install_error_handlers
+from carepath.api.openapi import install_openapi
 from carepath.api.request_id import RequestIdMiddleware
 from carepath.api.state import AppState
 from carepath.settings import Settings, get_settings
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="carepath", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(RequestIdMiddleware)  # outermost of ours: its header is on every answer, errors included
     app.include_router(operations.router)
     app.include_router(rest.router)
