@@ -168,12 +168,36 @@ _BODIES: dict[str, dict[str, Any]] = {
 }
 
 
+# Values with a fixed form get that form, so generated requests get past them to the parameters after them.
+_QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "_count": {"type": "integer", "minimum": 0},
+    "_offset": {"type": "integer", "minimum": 0},
+    "_summary": {"type": "string", "enum": ["true", "false", "text", "data", "count"]},
+    "_total": {"type": "string", "enum": ["none", "estimate", "accurate"]},
+    "_format": {"type": "string", "enum": ["json", "application/fhir+json"]},
+    "persist": {"type": "boolean"},
+    "useServerData": {"type": "boolean"},
+}
+_HEADER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Prefer": {
+        "type": "string",
+        "enum": [
+            "handling=lenient",
+            "handling=strict",
+            "return=minimal",
+            "return=representation",
+            "return=OperationOutcome",
+        ],
+    },  # fmt: skip
+}
+
+
 def _query(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+    return {"name": name, "in": "query", "required": False, "schema": _QUERY_SCHEMAS.get(name, {"type": "string"})}
 
 
 def _header(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+    return {"name": name, "in": "header", "required": False, "schema": _HEADER_SCHEMAS.get(name, {"type": "string"})}
 
 
 def _response(code: int, kind: str) -> dict[str, Any]:

@@ -44,7 +44,10 @@ def from_parameters(body: dict[str, Any]) -> OperationInput:
     if body.get("resourceType") != "Parameters":
         raise InvalidRequest("An operation body must be a Parameters resource", expression=("resourceType",))
     out = OperationInput()
-    for index, param in enumerate(body.get("parameter") or []):
+    params = body.get("parameter") or []
+    if not isinstance(params, list):
+        raise InvalidRequest("Parameters.parameter must be an array", expression=("Parameters.parameter",))
+    for index, param in enumerate(params):
         name = param.get("name") if isinstance(param, dict) else None
         if not isinstance(name, str):
             raise InvalidRequest("Every parameter needs a name", expression=(f"Parameters.parameter[{index}].name",))
