@@ -188,7 +188,7 @@ _HEADER_SCHEMAS: dict[str, dict[str, Any]] = {
             "return=representation",
             "return=OperationOutcome",
         ],
-    },  # fmt: skip
+    },
 }
 
 
