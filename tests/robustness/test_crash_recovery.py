@@ -10,7 +10,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from live_server import free_port
 
 from carepath.content.samples import SCENARIOS
 
@@ -33,18 +33,11 @@ PLAN_ID = "chemo-failure-follow-up-1.0.0"
 pytestmark = pytest.mark.postgres
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Server:
     """`carepath serve` as a subprocess, killed with SIGKILL and started again on the same port and schema."""
 
     def __init__(self, schema: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "CAREPATH_DATABASE_URL": POSTGRES_URL, "CAREPATH_DATABASE_SCHEMA": schema,
                     "CAREPATH_PATHWAYS_DIR": str(PATHWAYS), "CAREPATH_LOG_LEVEL": "WARNING"}  # fmt: skip

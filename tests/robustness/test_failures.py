@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import http.client
 import logging
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-import uvicorn
+from live_server import serve_in_thread
 from sqlalchemy import text
 
 from carepath.api.app import create_app
@@ -102,13 +99,6 @@ async def test_every_answer_carries_a_request_id(client: httpx.AsyncClient) -> N
 
 
 # --- keep-alive after a 500, against a real uvicorn server ---------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def failing_route_server(settings: Settings) -> Iterator[int]:
     """uvicorn (in a thread, its own loop) serving the app plus one route that always raises."""
@@ -118,19 +108,8 @@ def failing_route_server(settings: Settings) -> Iterator[int]:
         raise RuntimeError("injected defect")
 
     app.add_api_route("/injected-failure", broken, methods=["GET"])
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def test_the_connection_survives_a_500(failing_route_server: int) -> None:

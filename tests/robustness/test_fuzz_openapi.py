@@ -9,16 +9,13 @@ loop with `-m "not fuzz"`; CI runs it (CAREPATH_REQUIRE_SERVICES=1 makes a missi
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from live_server import serve_in_thread
 from schemathesis import Case, GenerationMode
 
 from carepath.api.app import create_app
@@ -28,30 +25,12 @@ EXAMPLES = 60
 pytestmark = [pytest.mark.fuzz, pytest.mark.postgres]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served(postgres_settings: Settings) -> Iterator[tuple[str, dict[str, object]]]:
-    """uvicorn (own thread and loop) on this test's PostgreSQL schema; its base URL and OpenAPI document."""
+    """uvicorn on this test's PostgreSQL schema; its base URL and OpenAPI document."""
     app = create_app(postgres_settings.model_copy(update={"base_url": ""}))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", app.openapi()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app) as url:
+        yield url, app.openapi()
 
 
 def _check(case: Case, base_url: str, failures: list[str]) -> None:
