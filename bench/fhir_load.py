@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 
 FHIR_JSON = "application/fhir+json"
-HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
+# handling=strict: a misspelled search parameter must fail the run, not be ignored and measure something else.
+HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Prefer": "handling=strict"}
 # A coordinator's worklist is mostly open work; closed Tasks stay stored and must not slow the open ones down.
 STATUS_WEIGHTS = {"requested": 25, "ready": 15, "in-progress": 15, "on-hold": 5, "completed": 30, "cancelled": 10}
 WORKLIST_STATUSES = "requested,ready"

@@ -6,6 +6,8 @@
 contracts/CapabilityStatement.json        GET /fhir/metadata as served at the default address of `carepath serve`
 contracts/openapi.json                    the FastAPI app's OpenAPI document
 contracts/SearchParameter-Task-due-date.json  our own search parameter, as in the SearchParameter bundle
+contracts/resource-types.json             the R4 resource types served, and why each other R4 type is not
+(contracts/search-parameters.json is written by scripts/build_search_parameters.py, with the packaged copy)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from carepath.api.app import create_app
+from carepath.fhir.models import SUPPORTED_TYPES, UNSUPPORTED_TYPES
 from carepath.fhir.search.definitions import definitions
 from carepath.service.capability import capability_statement
 from carepath.settings import Settings
@@ -40,6 +43,7 @@ def contract_files() -> dict[str, str]:
     files = {
         "CapabilityStatement.json": render(capability_statement(CONTRACT_BASE)),
         "openapi.json": render(create_app(Settings(load_pathways_on_start=False)).openapi()),
+        "resource-types.json": render({"supported": list(SUPPORTED_TYPES), "unsupported": UNSUPPORTED_TYPES}),
     }
     for sp_id in OWN_SEARCH_PARAMETERS:
         files[f"SearchParameter-{sp_id}.json"] = render(own_search_parameter(sp_id))

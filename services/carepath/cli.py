@@ -1,4 +1,4 @@
-"""`carepath serve | db upgrade | pathways load [DIR] | demo`."""
+"""`carepath serve | worker | db upgrade | pathways load [DIR] | events status | events dead list|redrive | demo`."""
 
 from __future__ import annotations
 
@@ -29,12 +29,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     load.add_argument("directory", nargs="?", type=Path, default=None)
     commands.add_parser("demo", help="load the pathways, create sample patients, apply, print a summary")
+    commands.add_parser("worker", help="run the event consumer and the outbox relay until SIGTERM")
+    events = commands.add_parser("events", help="the event streams").add_subparsers(
+        dest="events_command", required=True
+    )
+    events.add_parser("status", help="inbound lag and pending entries, dead letters, outbox backlog (JSON)")
+    dead = events.add_parser("dead", help="dead letters").add_subparsers(dest="dead_command", required=True)
+    dead.add_parser("list", help="show the dead letters (JSON lines)")
+    redrive = dead.add_parser("redrive", help="put dead letters back on the inbound stream (all, or the ids given)")
+    redrive.add_argument("ids", nargs="*")
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not news on every start
     try:
         return _run(args, settings)
+    except FileNotFoundError as exc:  # a configured folder that does not exist: say so, never start without it
+        print(f"carepath: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -49,7 +61,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"database at newest schema: {settings.effective_database_url}")
         return 0
     if args.command == "pathways":
-        return asyncio.run(_load_pathways(settings, args.directory or settings.pathways_dir))
+        return asyncio.run(_load_pathways(settings, args.directory or settings.effective_pathways_dir))
+    if args.command in ("worker", "events"):
+        from carepath.events.cli import run_events_command
+
+        return asyncio.run(run_events_command(args, settings))
     from carepath.demo import run_demo
 
     return asyncio.run(run_demo(settings))
@@ -73,10 +89,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     # Migrate and load once here, so the workers do not race each other through the same DDL.
     upgrade(settings.effective_database_url, settings.database_schema)
-    if (
-        settings.load_pathways_on_start
-        and settings.pathways_dir.is_dir()
-        and asyncio.run(_load_pathways(settings, settings.pathways_dir, keep_going=True))
+    if settings.load_pathways_on_start and asyncio.run(
+        _load_pathways(settings, settings.effective_pathways_dir, keep_going=True)
     ):
         return 1
     os.environ["CAREPATH_MIGRATE_ON_START"] = "false"

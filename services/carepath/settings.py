@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -28,10 +29,39 @@ class Settings(BaseSettings):
     base_url: str = Field(default="", description="Public base URL of the FHIR API; empty = from the request")
     default_page_size: int = 20
     max_page_size: int = 500
-    pathways_dir: Path = Field(default=Path("pathways"), description="PlanDefinitions loaded at start-up")
+    pathways_dir: Path | None = Field(
+        default=None, description="PlanDefinitions loaded at start-up; empty = the pathways shipped in the package"
+    )
     load_pathways_on_start: bool = True
     migrate_on_start: bool = Field(default=True, description="apply schema migrations when the API starts")
     log_level: str = "INFO"
+    # -- events (Redis Streams; contracts/events/) ------------------------------------------------------------
+    events_inbound_stream: str = Field(default="carepath:inbound", description="CloudEvents in")
+    events_outbound_stream: str = Field(default="carepath:events", description="CloudEvents out (the outbox relay)")
+    events_dead_stream: str = Field(default="carepath:inbound:dead", description="dead letters of the inbound stream")
+    events_group: str = Field(default="carepath", description="consumer group on the inbound stream")
+    events_source: str = Field(default="urn:carepath", description="CloudEvents source of outbound events")
+    events_claim_idle_ms: int = Field(default=30000, description="reclaim entries idle this long (XAUTOCLAIM)")
+    events_max_attempts: int = Field(default=5, description="transient failures before an entry is dead-lettered")
+    events_retry_base_ms: int = Field(default=200, description="first retry delay, doubled each attempt")
+    events_block_ms: int = Field(default=1000, description="XREADGROUP block time (real Redis)")
+    events_poll_ms: int = Field(default=100, description="idle poll interval of relay and embedded consumer")
+    events_batch: int = Field(default=64, description="entries read, or outbox rows relayed, per round")
+    events_concurrency: int = Field(default=4, description="patients processed in parallel by one consumer")
+    events_outbound_maxlen: int = Field(default=100000, description="approximate MAXLEN of the outbound stream")
+    events_embedded: bool = Field(default=True, description="without redis_url, serve runs consumer and relay")
+
+    @property
+    def effective_pathways_dir(self) -> Path:
+        """The configured pathways folder, which must exist (a typo must not silently start a server with no
+        pathway), or else the copy of the repository's `pathways/` shipped inside the package."""
+        if self.pathways_dir is None:
+            return Path(str(resources.files("carepath").joinpath("pathways")))
+        if not self.pathways_dir.is_dir():
+            absolute = self.pathways_dir.resolve()
+            raise FileNotFoundError(f"CAREPATH_PATHWAYS_DIR={self.pathways_dir} is not a folder ({absolute}); "
+                                    "unset it to use the shipped pathways")  # fmt: skip
+        return self.pathways_dir
 
     @property
     def effective_database_url(self) -> str:

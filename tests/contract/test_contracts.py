@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from carepath.api.app import create_app
 from carepath.fhir.models import SUPPORTED_TYPES, model_class
 from carepath.fhir.search.definitions import params_for
 from carepath.settings import Settings
@@ -105,3 +106,32 @@ def test_every_carepath_extension_in_use_is_defined_in_contracts() -> None:
     for name in used:
         assert defined[name]["url"] == f"https://fhir.carepath.dev/StructureDefinition/{name}"
         assert defined[name]["type"] == "Extension" and defined[name]["fhirVersion"] == "4.0.1"
+
+
+# (interaction, method, path) per CapabilityStatement code: each one the statement lists must be routed.
+_ROUTED = {
+    "read": ("GET", "/fhir/{t}/x"), "vread": ("GET", "/fhir/{t}/x/_history/1"), "update": ("PUT", "/fhir/{t}/x"),
+    "patch": ("PATCH", "/fhir/{t}/x"), "delete": ("DELETE", "/fhir/{t}/x"),
+    "history-instance": ("GET", "/fhir/{t}/x/_history"), "history-type": ("GET", "/fhir/{t}/_history"),
+    "create": ("POST", "/fhir/{t}"), "search-type": ("GET", "/fhir/{t}"),
+}  # fmt: skip
+
+
+def test_capability_statement_lists_every_supported_type_and_interaction_and_each_is_routed() -> None:
+    from starlette.routing import Match
+
+    app = create_app(Settings(load_pathways_on_start=False))
+    rest = committed("CapabilityStatement.json")["rest"][0]
+    assert [r["type"] for r in rest["resource"]] == list(SUPPORTED_TYPES)
+    assert committed("resource-types.json")["supported"] == list(SUPPORTED_TYPES)
+    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "history-system"}
+    for entry in rest["resource"]:
+        codes = [i["code"] for i in entry["interaction"]]
+        assert sorted(codes) == sorted(_ROUTED), entry["type"]
+        assert (entry["conditionalCreate"], entry["conditionalUpdate"], entry["conditionalDelete"]) == (
+            True, True, "single",
+        )  # fmt: skip
+        for code in codes:
+            method, path = _ROUTED[code]
+            scope = {"type": "http", "method": method, "path": path.format(t=entry["type"]), "root_path": ""}
+            assert any(route.matches(scope)[0] == Match.FULL for route in app.router.routes), (entry["type"], code)

@@ -25,6 +25,7 @@ from carepath.store.repository import Repository
 
 PATHWAYS = Path(__file__).resolve().parents[2] / "pathways"
 PLAN_URL = "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
+SHIPPED = "1.1.0"  # the shipped PlanDefinition's version
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ async def test_loading_twice_changes_nothing(repository: Repository) -> None:
     second = await load_pathways(repository, PATHWAYS)
     assert first.created and not first.unchanged
     assert second.unchanged == first.created and not second.created
-    assert await _plan_versions(repository) == ["1.0.0"]
+    assert await _plan_versions(repository) == [SHIPPED]
 
 
 async def test_changed_content_under_the_same_version_is_refused(repository: Repository, tmp_path: Path) -> None:
@@ -69,7 +70,7 @@ async def test_changed_content_under_the_same_version_is_refused(repository: Rep
     with pytest.raises(BusinessRuleViolation, match="new version"):
         await load_pathways(repository, _copy_pathways(tmp_path / "changed", retitle))
     async with repository.reader() as tx:
-        stored = await tx.find_definition("PlanDefinition", f"{PLAN_URL}|1.0.0")
+        stored = await tx.find_definition("PlanDefinition", f"{PLAN_URL}|{SHIPPED}")
     assert stored is not None and stored["title"] != "Silently changed"
 
 
@@ -78,17 +79,17 @@ async def test_a_new_version_leaves_running_careplans_on_theirs(repository: Repo
 
     def bump(resource: dict[str, Any]) -> dict[str, Any]:
         if resource["resourceType"] == "PlanDefinition":
-            resource["version"] = "1.1.0"
+            resource["version"] = "9.0.0"
         return resource
 
     report = await load_pathways(repository, _copy_pathways(tmp_path / "v11", bump))
-    assert any("1.1.0" in label for label in report.created)
-    assert await _plan_versions(repository) == ["1.0.0", "1.1.0"]
+    assert any("9.0.0" in label for label in report.created)
+    assert await _plan_versions(repository) == [SHIPPED, "9.0.0"]
     async with repository.reader() as tx:
-        old = await tx.find_definition("PlanDefinition", f"{PLAN_URL}|1.0.0")
+        old = await tx.find_definition("PlanDefinition", f"{PLAN_URL}|{SHIPPED}")
         newest = await tx.find_definition("PlanDefinition", PLAN_URL)
-    assert old is not None and old["version"] == "1.0.0"  # a CarePlan's url|1.0.0 still resolves
-    assert newest is not None and newest["version"] == "1.1.0"  # an unversioned canonical gets the newest
+    assert old is not None and old["version"] == SHIPPED  # a CarePlan's url|version still resolves
+    assert newest is not None and newest["version"] == "9.0.0"  # an unversioned canonical gets the newest
 
 
 def test_cli_loads_and_reports(
@@ -123,7 +124,7 @@ async def test_the_local_codesystem_is_served(repository: Repository) -> None:
 
 
 # --- whatever a client did to the stored definitions, loading and start-up survive (issue 8) ---------------------
-PLAN_ID = "chemo-failure-follow-up-1.0.0"
+PLAN_ID = f"chemo-failure-follow-up-{SHIPPED}"
 
 
 MakeClient = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -158,7 +159,7 @@ async def test_an_edited_shipped_definition_does_not_stop_start_up(
         assert answer.json()["title"] == "Edited through the API"  # the version rule: the stored one is kept
         assert (await http.get("/fhir/ActivityDefinition?_summary=count")).json()["total"] > 0
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert any("new version" in m and "chemo-failure-follow-up|1.0.0" in m for m in errors)
+    assert any("new version" in m and f"chemo-failure-follow-up|{SHIPPED}" in m for m in errors)
 
 
 async def test_a_shipped_id_holding_another_version_is_refused_not_a_crash(
@@ -179,7 +180,7 @@ async def test_cli_recreates_a_deleted_definition_and_refuses_an_edit_clearly(
     async with repository.transaction() as tx:
         await tx.delete("PlanDefinition", PLAN_ID)
     report = await load_pathways(repository, PATHWAYS)
-    assert report.recreated == [f"PlanDefinition {PLAN_URL}|1.0.0"] and not report.refused
+    assert report.recreated == [f"PlanDefinition {PLAN_URL}|{SHIPPED}"] and not report.refused
     async with repository.reader() as tx:
         assert (await tx.read("PlanDefinition", PLAN_ID)).version == 3
     async with repository.transaction() as tx:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from rest_support import (
     ECOG,
+    HEADERS,
     LOINC,
     MRN,
     NSCLC,
@@ -12,6 +13,7 @@ from rest_support import (
     assert_outcome,
     create,
     ecog,
+    link,
     match_ids,
     patient,
     search,
@@ -97,17 +99,35 @@ async def test_search_by_post_with_a_form_body(client: httpx.AsyncClient) -> Non
     assert match_ids(response.json()) == [wanted]
 
 
-async def test_unknown_parameter_strict_and_lenient(client: httpx.AsyncClient) -> None:
+async def test_unknown_parameters_are_ignored_by_default_and_400_when_strict(client: httpx.AsyncClient) -> None:
+    """R4 §3.1.1.4: servers SHOULD ignore unknown parameters and say what they applied in the `self` link; a
+    client that cannot risk a silently ignored filter (a worklist) asks for `Prefer: handling=strict`."""
     pid = (await create(client, patient("Lenient")))["id"]
-    assert_outcome(await client.get("/fhir/Patient", params={"shoe-size": "42"}), 400)
-    assert_outcome(await client.get("/fhir/Patient", params={"name:fuzzy": "x"}), 400)
-    response = await client.get("/fhir/Patient", params={"shoe-size": "42"}, headers={"Prefer": "handling=lenient"})
+    strict = {"Prefer": "handling=strict"}
+    assert_outcome(await client.get("/fhir/Patient", params={"shoe-size": "42"}, headers=strict), 400)
+    assert_outcome(await client.get("/fhir/Patient", params={"name:fuzzy": "x"}, headers=strict), 400)
+    assert_outcome(await client.get("/fhir/Patient", params={"_totalMethod": "count"}, headers=strict), 400)
+    params = [("family", "lenient"), ("shoe-size", "42"), ("name:fuzzy", "x"), ("_totalMethod", "count")]
+    response = await client.get("/fhir/Patient", params=params)
     assert response.status_code == 200
     bundle = response.json()
     assert match_ids(bundle) == [pid]
     outcomes = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
-    assert outcomes and "shoe-size" in outcomes[0]["issue"][0]["diagnostics"]
-    assert all("shoe-size" not in x["url"] for x in bundle["link"])  # the links name what was applied
+    assert [o["issue"][0]["expression"] for o in outcomes] == [["shoe-size"], ["name:fuzzy"], ["_totalMethod"]]
+    assert all(o["issue"][0]["severity"] == "warning" and len(o["issue"]) == 1 for o in outcomes)
+    assert link(bundle, "self") == "http://testserver/fhir/Patient?family=lenient&_count=20&_offset=0"  # as applied
+    counted = (await client.get("/fhir/Patient", params=[*params, ("_count", "0")])).json()
+    assert counted["total"] == 1 and len(counted["entry"]) == 3
+    assert link(counted, "self") == "http://testserver/fhir/Patient?family=lenient&_count=0"
+
+
+async def test_strict_handling_applies_to_searches_inside_a_batch(client: httpx.AsyncClient) -> None:
+    bundle = {"resourceType": "Bundle", "type": "batch",
+              "entry": [{"request": {"method": "GET", "url": "Patient?shoe-size=42"}}]}  # fmt: skip
+    strict = (await client.post("/fhir", json=bundle, headers={**HEADERS, "Prefer": "handling=strict"})).json()
+    assert strict["entry"][0]["response"]["status"] == "400"
+    lenient = (await client.post("/fhir", json=bundle, headers=HEADERS)).json()
+    assert lenient["entry"][0]["response"]["status"] == "200 OK"
 
 
 async def test_worklist_query(client: httpx.AsyncClient) -> None:

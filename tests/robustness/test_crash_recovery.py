@@ -7,6 +7,7 @@ Bounded: a few kills, well under a minute in all.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -29,7 +30,8 @@ POSTGRES_URL = os.environ.get("CAREPATH_TEST_POSTGRES_URL", "postgresql+asyncpg:
 PATHWAYS = Path(__file__).resolve().parents[2] / "pathways"
 TAG = "http://crash.example.org/bundle"
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-PLAN_ID = "chemo-failure-follow-up-1.0.0"
+_PLAN = json.loads((PATHWAYS / "plandefinition-chemo-failure-follow-up.json").read_text())
+PLAN_ID = f"{_PLAN['id']}-{_PLAN['version']}"  # the id the loader gives the shipped version
 pytestmark = pytest.mark.postgres
 
 
@@ -40,7 +42,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "CAREPATH_DATABASE_URL": POSTGRES_URL, "CAREPATH_DATABASE_SCHEMA": schema,
-                    "CAREPATH_PATHWAYS_DIR": str(PATHWAYS), "CAREPATH_LOG_LEVEL": "WARNING"}  # fmt: skip
+                    "CAREPATH_PATHWAYS_DIR": str(PATHWAYS), "CAREPATH_LOG_LEVEL": "WARNING",
+                    # no event-triggered enrolment: every CarePlan here must come from a keyed $apply call
+                    "CAREPATH_EVENTS_EMBEDDED": "false"}  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

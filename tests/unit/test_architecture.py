@@ -21,7 +21,9 @@ FORBIDDEN = {
              *IO_LIBRARIES),
     "content": ("carepath.store", "carepath.service", "carepath.api", *IO_LIBRARIES),
     "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content"),
-    "service": ("carepath.api", "fastapi", "starlette"),
+    "service": ("carepath.api", "carepath.events", "fastapi", "starlette", "redis", "fakeredis"),
+    # the event transport calls the use cases; it renders no HTTP and never reaches past them into the engine
+    "events": ("carepath.api", "carepath.engine", "fastapi", "starlette"),
 }  # fmt: skip
 
 

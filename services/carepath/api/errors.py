@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from carepath.api.http import json_response
 from carepath.errors import CarepathError, Issue, operation_outcome
@@ -30,13 +31,13 @@ def install_error_handlers(app: FastAPI) -> None:
             request_id = getattr(request.state, "request_id", "")
             log.error("server error (request %s): %s", request_id, exc.diagnostics)
             issues.append(Issue(f"Request id {request_id}", "exception", "information"))
-        return json_response(operation_outcome(issues), exc.status)
+        return json_response(operation_outcome(issues), exc.status, _allow(request, exc.status))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "processing")
         text = f"{request.method} {request.url.path}: {exc.detail}"
-        return json_response(operation_outcome([Issue(text, code)]), exc.status_code)
+        return json_response(operation_outcome([Issue(text, code)]), exc.status_code, _allow(request, exc.status_code))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
@@ -55,3 +56,18 @@ def internal_error_response(exc: Exception, request_id: str) -> Response:
         f"before retrying: it may or may not have been stored."
     )
     return json_response(operation_outcome([Issue(text, "exception")]), 500)
+
+
+def _allow(request: Request, status: int) -> dict[str, str] | None:
+    """RFC 9110 §15.5.6: a 405 names, in `Allow`, the methods the target resource does support: each method is
+    tried against the app's routes as Starlette would route it."""
+    if status != 405:
+        return None
+    methods = [m for m in _METHODS if any(route.matches({**request.scope, "method": m})[0] == Match.FULL
+                                           for route in request.app.router.routes)]  # fmt: skip
+    if "GET" in methods:
+        methods.append("HEAD")  # served by the HEAD middleware wherever GET is
+    return {"Allow": ", ".join(methods)}
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

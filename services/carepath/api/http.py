@@ -17,6 +17,7 @@ from carepath.errors import (
     UnsupportedMediaType,
     operation_outcome,
 )
+from carepath.fhir.patch import JSON_PATCH, Patch, patch_from_body
 from carepath.service.interactions import Outcome
 from carepath.store.records import http_date
 
@@ -25,8 +26,12 @@ _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fh
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 
 
+SERVED_FHIR_VERSIONS = ("4.0",)  # the `fhirVersion` mime-type parameter names major.minor (R4 §3.1.0.1.6.1)
+
+
 def check_acceptable(request: Request) -> None:
-    """Only JSON is served: `_format=xml` or an XML-only Accept header gets 406, not a JSON surprise."""
+    """Only R4 JSON is served: `_format=xml`, an XML-only Accept header, or an Accept that asks only for another
+    FHIR version (`application/fhir+json; fhirVersion=3.0`) gets 406, not a surprise of another kind."""
     fmt = request.query_params.get("_format")
     if fmt is not None:
         if fmt.split(";")[0].strip() not in _JSON_FORMATS:
@@ -35,18 +40,57 @@ def check_acceptable(request: Request) -> None:
     accept = request.headers.get("accept", "")
     if not accept:
         return
-    media = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    if not any(m in _JSON_TYPES or m in ("*/*", "application/*", "text/*") for m in media):
+    ranges = [_media_range(part) for part in accept.split(",")]
+    json_ranges = [(m, version) for m, version in ranges if m in _JSON_TYPES or m in ("*/*", "application/*", "text/*")]
+    if not json_ranges:
         raise NotAcceptable(f"Accept: {accept} cannot be served; use application/fhir+json")
+    if all(version is not None and not _served_version(version) for _, version in json_ranges):
+        raise NotAcceptable(f"Accept: {accept} asks for another FHIR version; this server serves "
+                            f"fhirVersion={', '.join(SERVED_FHIR_VERSIONS)} (R4) only, see $versions")  # fmt: skip
+
+
+def check_content_version(request: Request) -> None:
+    """A body declared as another FHIR version (`Content-Type: ...; fhirVersion=3.0`) is not R4: 415."""
+    _, version = _media_range(request.headers.get("content-type", ""))
+    if version is not None and not _served_version(version):
+        raise UnsupportedMediaType(f"fhirVersion={version} content is not accepted; this server speaks R4 (4.0)")
+
+
+def _media_range(text: str) -> tuple[str, str | None]:
+    """`application/fhir+json; fhirVersion=4.0; q=0.9` -> ("application/fhir+json", "4.0")."""
+    media, *params = (p.strip() for p in text.split(";"))
+    version = None
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "fhirversion":
+            version = value.strip().strip('"')
+    return media.lower(), version
+
+
+def _served_version(version: str) -> bool:
+    """4.0 and its patch releases (4.0.1) are R4; anything else is another FHIR version."""
+    return any(version == v or version.startswith(f"{v}.") for v in SERVED_FHIR_VERSIONS)
 
 
 async def read_resource_body(request: Request, max_bytes: int) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    check_content_version(request)
     if content_type not in _JSON_TYPES:
         raise UnsupportedMediaType(
             f"Content-Type {content_type or '(none)'} is not supported; send application/fhir+json"
         )
     return jsonutil.loads_resource(await read_limited(request, max_bytes))
+
+
+async def read_patch_body(request: Request, max_bytes: int) -> Patch:
+    """A PATCH body: `application/json-patch+json` (JSON Patch) or FHIR JSON (a FHIRPath Patch Parameters)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == JSON_PATCH:
+        return patch_from_body(content_type, jsonutil.loads(await read_limited(request, max_bytes)))
+    if content_type in _JSON_TYPES:
+        return patch_from_body(content_type, await read_resource_body(request, max_bytes))
+    raise UnsupportedMediaType(f"PATCH takes {JSON_PATCH} or a FHIRPath Patch (application/fhir+json Parameters), "
+                               f"not {content_type or '(none)'}")  # fmt: skip
 
 
 async def read_limited(request: Request, max_bytes: int) -> bytes:
@@ -119,7 +163,7 @@ def render(outcome: Outcome, request: Request, base: str) -> Response:
     if stored.deleted:
         info = Issue(f"Deleted {stored.relative_url} (version {stored.version})", "deleted", "information")
         return json_response(operation_outcome([info]), outcome.status, headers)
-    wanted = prefer(request, "return") if request.method in ("POST", "PUT") else None
+    wanted = prefer(request, "return") if request.method in ("POST", "PUT", "PATCH") else None
     if wanted == "minimal":
         return Response(status_code=outcome.status, headers=headers)
     if wanted == "OperationOutcome":

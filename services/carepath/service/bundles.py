@@ -1,7 +1,7 @@
 """Batch and transaction Bundles (R4 §3.1.0.11).
 
 A transaction is atomic: all entries run in one database transaction, in the order the spec prescribes
-(DELETE, POST, PUT, GET), with `urn:uuid:` fullUrls turned into server ids and every reference to them
+(DELETE, POST, PUT/PATCH, GET), with `urn:uuid:` fullUrls turned into server ids and every reference to them
 rewritten before anything is written. Any failing entry rolls the whole Bundle back and the error names it.
 A batch runs each entry in its own transaction and reports each entry's own outcome.
 """
@@ -14,7 +14,8 @@ from functools import partial
 from typing import Any
 
 from carepath.errors import CarepathError, InvalidRequest, Issue, operation_outcome
-from carepath.service.interactions import Interaction, Outcome, execute_crud, interaction_from_url
+from carepath.fhir.patch import patch_from_resource
+from carepath.service.interactions import CRUD_KINDS, Interaction, Outcome, execute_crud, interaction_from_url
 from carepath.service.paging import resource_fragment
 from carepath.service.search import search_bundle
 from carepath.service.transactions import run_in_transaction
@@ -26,7 +27,10 @@ log = logging.getLogger("carepath.service")
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 
-async def process_bundle(repository: Repository, bundle: dict[str, Any], base: str) -> dict[str, Any]:
+async def process_bundle(
+    repository: Repository, bundle: dict[str, Any], base: str, *, strict_search: bool = False
+) -> dict[str, Any]:
+    """`strict_search`: the searches among the entries refuse unknown parameters (`Prefer: handling=strict`)."""
     if bundle.get("resourceType") != "Bundle":
         raise InvalidRequest(
             "POST to the base URL takes a Bundle of type batch or transaction", expression=("resourceType",)
@@ -38,28 +42,30 @@ async def process_bundle(repository: Repository, bundle: dict[str, Any], base: s
     if not isinstance(entries, list):
         raise InvalidRequest("Bundle.entry must be an array", expression=("Bundle.entry",))
     if kind == "transaction":
-        return await _transaction(repository, entries, base)
-    return await _batch(repository, entries, base)
+        return await _transaction(repository, entries, base, strict_search)
+    return await _batch(repository, entries, base, strict_search)
 
 
-async def _transaction(repository: Repository, entries: list[Any], base: str) -> dict[str, Any]:
-    results = await run_in_transaction(repository, lambda tx: run_transaction(tx, entries, base))
+async def _transaction(repository: Repository, entries: list[Any], base: str, strict: bool) -> dict[str, Any]:
+    results = await run_in_transaction(repository, lambda tx: run_transaction(tx, entries, base, strict_search=strict))
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
 
 
-async def run_transaction(tx: StoreTransaction, entries: list[Any], base: str) -> list[dict[str, Any]]:
+async def run_transaction(
+    tx: StoreTransaction, entries: list[Any], base: str, *, strict_search: bool = False
+) -> list[dict[str, Any]]:
     """The entries of a transaction inside an open store transaction; their response entries, in entry order."""
     interactions = [_entry_interaction(i, e) for i, e in enumerate(entries)]
     ids = _assign_ids(entries, interactions)
     # Every resource this transaction changes in place, locked first and in one order: no deadlock with another.
-    await tx.lock([(it.res_type, it.res_id) for it in interactions if it.kind in ("update", "delete")
+    await tx.lock([(it.res_type, it.res_id) for it in interactions if it.kind in ("update", "patch", "delete")
                    and it.res_type is not None and it.res_id is not None])  # fmt: skip
     results: list[dict[str, Any]] = [{} for _ in entries]
     for index in sorted(range(len(entries)), key=lambda i: _run_order(entries[i], interactions[i])):
         # Rewritten only now: a conditional create's fullUrl is known once it has run (created or matched).
         it = _rewrite(entries[index], interactions[index], ids)
         try:
-            outcome = await _run(tx, it=it, base=base)
+            outcome = await _run(tx, it, base, strict_search)
         except CarepathError as exc:
             exc.expression = exc.expression or (f"Bundle.entry[{index}]",)
             exc.diagnostics = f"Bundle.entry[{index}]: {exc.diagnostics}"
@@ -77,12 +83,12 @@ def _run_order(entry: Any, it: Interaction) -> tuple[int, int]:
     return _ORDER[_method(entry)], 0 if it.if_none_exist is not None else 1
 
 
-async def _batch(repository: Repository, entries: list[Any], base: str) -> dict[str, Any]:
+async def _batch(repository: Repository, entries: list[Any], base: str, strict: bool) -> dict[str, Any]:
     results = []
     for index, entry in enumerate(entries):
         try:
             it = _entry_interaction(index, entry)
-            outcome = await run_in_transaction(repository, partial(_run, it=it, base=base))
+            outcome = await run_in_transaction(repository, partial(_run, it=it, base=base, strict_search=strict))
         except CarepathError as exc:
             results.append(_error_entry(exc.status, exc.issues()))
             continue
@@ -97,10 +103,27 @@ async def _batch(repository: Repository, entries: list[Any], base: str) -> dict[
     return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
 
 
-async def _run(tx: StoreTransaction, *, it: Interaction, base: str) -> Outcome:
+async def run_batch_entries(
+    tx: StoreTransaction, entries: list[Any], base: str, *, strict_search: bool = True
+) -> list[dict[str, Any]]:
+    """A batch inside one open transaction (an inbound event's, which also holds its idempotency key): each
+    entry in its own savepoint, so a failing entry is rolled back alone and reported in its response entry."""
+    results = []
+    for index, entry in enumerate(entries):
+        try:
+            it = _entry_interaction(index, entry)
+            async with tx.savepoint():
+                results.append(_response_entry(await _run(tx, it, base, strict_search), base))
+        except CarepathError as exc:
+            results.append(_error_entry(exc.status, exc.issues()))
+    return results
+
+
+async def _run(tx: StoreTransaction, it: Interaction, base: str, strict_search: bool) -> Outcome:
     if it.kind == "search":
-        return Outcome(200, body=await search_bundle(tx, it.res_type, it.query, base, get_settings()))
-    if it.kind in ("read", "vread", "create", "update", "delete"):
+        bundle = await search_bundle(tx, it.res_type, it.query, base, get_settings(), strict=strict_search)
+        return Outcome(200, body=bundle)
+    if it.kind in CRUD_KINDS:
         return await execute_crud(tx, it)
     raise InvalidRequest(f"{it.kind} is not supported inside a Bundle")
 
@@ -122,12 +145,13 @@ def _entry_interaction(index: int, entry: Any) -> Interaction:
     if not isinstance(entry.get("fullUrl", ""), str):  # Bundle.entry.fullUrl is a uri: one string
         raise InvalidRequest(f"{where}.fullUrl must be a string", expression=(f"{where}.fullUrl",))
     method = request["method"].upper()
-    if method not in _ORDER or method in ("PATCH", "HEAD"):
+    if method not in _ORDER or method == "HEAD":
         raise InvalidRequest(f"{where}: method {method} is not supported", expression=(f"{where}.request.method",))
     body = entry.get("resource")
     if method in ("POST", "PUT") and not isinstance(body, dict):
         raise InvalidRequest(f"{where}: {method} needs a resource", expression=(f"{where}.resource",))
     if_match, if_none_exist = _text(request, "ifMatch", where), _text(request, "ifNoneExist", where)
+    patch = patch_from_resource(body, f"{where}.resource") if method == "PATCH" else None
     try:
         return interaction_from_url(
             method,
@@ -135,6 +159,7 @@ def _entry_interaction(index: int, entry: Any) -> Interaction:
             body if method in ("POST", "PUT") else None,
             if_match=if_match,
             if_none_exist=if_none_exist,
+            patch=patch,
         )
     except CarepathError as exc:
         exc.expression = (f"{where}.request.url",)

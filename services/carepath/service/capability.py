@@ -14,7 +14,8 @@ from carepath.fhir.models import SUPPORTED_TYPES
 from carepath.fhir.search.definitions import params_for
 from carepath.service.operations import OPERATIONS
 
-INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"]
+INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+                "search-type"]  # fmt: skip
 _COMMON_SEARCH = ("_id", "_lastUpdated")
 
 
@@ -43,9 +44,18 @@ def capability_statement(base: str) -> dict[str, Any]:
                     {"name": "_lastUpdated", "type": "date",
                      "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
                 ],
+                "operation": [{"name": op.name, "definition": op.definition}
+                              for op in OPERATIONS if not op.resource_types],
             }
         ],
     }  # fmt: skip
+
+
+def versions_parameters() -> dict[str, Any]:
+    """The answer of `$versions` (R4 CapabilityStatement-versions): the versions served, as major.minor."""
+    served = FHIR_VERSION.rsplit(".", 1)[0]  # "4.0.1" -> "4.0"
+    parameters = [{"name": "version", "valueCode": served}, {"name": "default", "valueCode": served}]
+    return {"resourceType": "Parameters", "parameter": parameters}
 
 
 def _resource(res_type: str) -> dict[str, Any]:
@@ -59,8 +69,8 @@ def _resource(res_type: str) -> dict[str, Any]:
         "updateCreate": True,
         "conditionalCreate": True,
         "conditionalRead": "not-supported",
-        "conditionalUpdate": False,
-        "conditionalDelete": "not-supported",
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
         "referencePolicy": ["literal", "logical"],
         "searchInclude": sorted(f"{res_type}:{p.code}" for p in params.values() if p.type == "reference"),
         "searchRevInclude": _revincludes(res_type),

@@ -7,20 +7,24 @@ The HTTP routes and the entries of a batch/transaction Bundle both become an `In
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from carepath.errors import InvalidRequest, MethodNotAllowed, NotFound
-from carepath.fhir.models import is_supported
+from carepath.errors import InvalidRequest, MethodNotAllowed, NotFound, PreconditionFailed
+from carepath.fhir.models import is_supported, unsupported_reason
+from carepath.fhir.patch import Patch, apply_patch
+from carepath.fhir.search.query import parse_search
 from carepath.service.stop_rules import apply_stop_rules
+from carepath.service.trigger_queue import queue_trigger_evaluation
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
 
 Kind = Literal[
-    "read", "vread", "create", "update", "delete", "search", "history-instance", "history-type", "history-system",
-    "operation",
+    "read", "vread", "create", "update", "patch", "delete", "search", "history-instance", "history-type",
+    "history-system", "operation",
 ]  # fmt: skip
+CRUD_KINDS = ("read", "vread", "create", "update", "patch", "delete")
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_VERSION = 2**31 - 1  # resource.version is a 32-bit INTEGER column
@@ -37,6 +41,7 @@ class Interaction:
     body: dict[str, Any] | None = None
     if_match: int | None = None
     if_none_exist: str | None = None
+    patch: Patch | None = None  # for kind == "patch"
 
 
 @dataclass
@@ -60,7 +65,7 @@ def parse_if_match(value: str | None) -> int | None:
 
 def check_type(res_type: str) -> str:
     if not is_supported(res_type):
-        raise NotFound(f"Resource type {res_type!r} is not supported by this server")
+        raise NotFound(unsupported_reason(res_type))
     return res_type
 
 
@@ -72,7 +77,7 @@ def check_id(res_id: str) -> str:
 
 def interaction_from_url(
     method: str, url: str, body: dict[str, Any] | None = None, *, if_match: str | None = None,
-    if_none_exist: str | None = None,
+    if_none_exist: str | None = None, patch: Patch | None = None,
 ) -> Interaction:  # fmt: skip
     """Route a relative FHIR URL (as in Bundle.entry.request.url) to an interaction."""
     parts = urlsplit(url)
@@ -97,7 +102,7 @@ def interaction_from_url(
     version = int(rest[2]) if kind == "vread" and rest[2].isascii() and rest[2].isdigit() else None
     if kind == "vread" and version is None:
         raise NotFound(f"Version {rest[2]!r} does not exist")
-    return Interaction(kind, res_type, res_id, version, if_none_exist=if_none_exist, **common)
+    return Interaction(kind, res_type, res_id, version, if_none_exist=if_none_exist, patch=patch, **common)
 
 
 def _route(method: str, rest: list[str]) -> Kind | None:
@@ -105,10 +110,14 @@ def _route(method: str, rest: list[str]) -> Kind | None:
     table: dict[tuple[str, tuple[str, ...]], Kind] = {
         ("GET", ()): "search",
         ("POST", ()): "create",
+        ("PUT", ()): "update",  # conditional: PUT [type]?criteria
+        ("PATCH", ()): "patch",
+        ("DELETE", ()): "delete",
         ("POST", ("_search",)): "search",
         ("GET", ("_history",)): "history-type",
         ("GET", ("*",)): "read",
         ("PUT", ("*",)): "update",
+        ("PATCH", ("*",)): "patch",
         ("DELETE", ("*",)): "delete",
         ("GET", ("*", "_history")): "history-instance",
         ("GET", ("*", "_history", "*")): "vread",
@@ -117,7 +126,21 @@ def _route(method: str, rest: list[str]) -> Kind | None:
 
 
 async def execute_crud(tx: StoreTransaction, it: Interaction) -> Outcome:
-    """read, vread, create, update, delete. Search, history and operations have their own modules."""
+    """read, vread, create, update, patch, delete, and the conditional update, patch and delete. Search, history
+    and operations have their own modules."""
+    assert it.res_type is not None
+    if it.kind in ("update", "patch", "delete") and it.res_id is None:
+        conditional = await _conditional(tx, it)
+        if isinstance(conditional, Outcome):
+            return conditional
+        it = conditional
+    if it.kind == "patch":
+        # A PATCH is the update of the patched version it read: every rule of the update path applies to it.
+        return await execute_crud(tx, await _patched(tx, it))
+    return await _execute(tx, it)
+
+
+async def _execute(tx: StoreTransaction, it: Interaction) -> Outcome:
     assert it.res_type is not None
     if it.kind == "read":
         return Outcome(200, await tx.read(it.res_type, _need_id(it)))
@@ -135,7 +158,48 @@ async def execute_crud(tx: StoreTransaction, it: Interaction) -> Outcome:
         return await _delete(tx, it)
     if outcome.stored is not None and outcome.status in (200, 201) and not _matched_existing(it, outcome):
         await apply_stop_rules(tx, outcome.stored)  # same transaction: the event and its consequences land together
+        await queue_trigger_evaluation(tx, outcome.stored)  # pathway triggers, evaluated after commit (the outbox)
     return outcome
+
+
+async def _patched(tx: StoreTransaction, it: Interaction) -> Interaction:
+    """The update that a PATCH amounts to: the current version with the patch applied, guarded by that version."""
+    assert it.res_type is not None and it.patch is not None
+    current = await tx.read(it.res_type, _need_id(it))
+    if it.if_match is not None and it.if_match != current.version:
+        raise PreconditionFailed(f"If-Match {it.if_match} but {current.relative_url} is at version {current.version}")
+    patched = apply_patch(current.json(), it.patch)
+    if patched.get("resourceType") != it.res_type or patched.get("id") != it.res_id:
+        raise InvalidRequest("A patch must not change the resourceType or id", expression=("resourceType", "id"))
+    return replace(it, kind="update", body=patched, patch=None, if_match=current.version)
+
+
+async def _conditional(tx: StoreTransaction, it: Interaction) -> Interaction | Outcome:
+    """`PUT|PATCH|DELETE [type]?criteria` (R4 §3.1.0.4.3, 3.1.0.6.1): the interaction on the one match; several
+    matches -> 412. No match: a PUT creates (with the body's id, if any), a DELETE has nothing to do, a PATCH 404s."""
+    assert it.res_type is not None
+    verb = {"update": "update", "patch": "patch", "delete": "delete"}[it.kind]
+    query = parse_search(it.res_type, it.query)  # strict: an ignored criterion could select the wrong resource
+    if not query.criteria:
+        raise InvalidRequest(f"A conditional {verb} needs search criteria ([type]?parameter=value)")
+    found = await tx.search(replace(query, count=2, offset=0, sort=(), includes=(), revincludes=()))
+    if len(found) > 1:
+        raise PreconditionFailed(f"Conditional {verb}: the criteria match more than one {it.res_type}")
+    body_id = it.body.get("id") if it.body is not None else None
+    if found:
+        match_id = found[0][1].res_id
+        if it.kind == "update" and body_id is not None and body_id != match_id:
+            raise InvalidRequest(f"The body's id {body_id!r} is not the matching resource's id {match_id!r}",
+                                 expression=("id",))  # fmt: skip
+        body = {**it.body, "id": match_id} if it.body is not None else None  # "no id given": the match's
+        return replace(it, res_id=match_id, body=body)
+    if it.kind == "delete":
+        return Outcome(204)
+    if it.kind == "patch":
+        raise NotFound(f"Conditional patch: no {it.res_type} matches the criteria")
+    if isinstance(body_id, str):
+        return replace(it, res_id=check_id(body_id))  # update as create, with the client's id
+    return replace(it, kind="create")
 
 
 def _matched_existing(it: Interaction, outcome: Outcome) -> bool:

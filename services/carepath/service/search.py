@@ -24,17 +24,22 @@ _SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationVal
 
 async def search_bundle(
     tx: StoreTransaction, res_type: str | None, pairs: list[tuple[str, str]], base: str, settings: Settings,
-    *, strict: bool = True,
+    *, strict: bool,
 ) -> dict[str, Any]:  # fmt: skip
+    """`strict`: unknown parameters are a 400 (`Prefer: handling=strict`); else each is ignored, left out of the
+    `self` link (how R4 tells a client what was applied) and reported in a warning `outcome` entry."""
     assert res_type is not None, "system-level search is routed elsewhere"
     query = parse_search(res_type, pairs, default_count=settings.default_page_size,
                          max_count=settings.max_page_size, strict=strict)  # fmt: skip
-    applied = [(k, v) for k, v in pairs if k.split(":")[0] not in query.ignored]
+    dropped = {i.name for i in query.ignored}
+    applied = [(k, v) for k, v in pairs if k not in dropped]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if query.summary == "count" or query.count == 0:  # R4 §3.1.1.5.4: _count=0 is treated as _summary=count
         bundle["total"] = await tx.count(query)
         query_string = f"?{urlencode(applied)}" if applied else ""
         bundle["link"] = [{"relation": "self", "url": f"{base}/{res_type}{query_string}"}]
+        if query.ignored:
+            bundle["entry"] = _ignored_entries(query)
         return bundle
     rows = await tx.search(replace(query, count=query.count + 1))
     has_more = len(rows) > query.count
@@ -48,11 +53,17 @@ async def search_bundle(
                                 total=total, has_more=has_more)  # fmt: skip
     entries = [_entry(stored, base, "match", query) for _, stored in rows]
     entries += await _included(tx, query, [rid for rid, _ in rows], {s.relative_url for _, s in rows}, base)
-    if query.ignored:
-        warning = Issue(f"Ignored unknown search parameter(s): {', '.join(query.ignored)}", "not-supported", "warning")
-        entries.append({"resource": operation_outcome([warning]), "search": {"mode": "outcome"}})
-    bundle["entry"] = entries
+    bundle["entry"] = entries + _ignored_entries(query)
     return bundle
+
+
+def _ignored_entries(query: SearchQuery) -> list[dict[str, Any]]:
+    """One warning OperationOutcome per ignored parameter, naming it and why (search mode `outcome`)."""
+    return [
+        {"resource": operation_outcome([Issue(f"Ignored {i.name}: {i.reason}", "not-supported", "warning", (i.name,))]),
+         "search": {"mode": "outcome"}}
+        for i in query.ignored
+    ]  # fmt: skip
 
 
 async def _included(

@@ -1,8 +1,9 @@
 """Parse the query of `GET /fhir/Type?...` into a pure SearchQuery (search spec 3.1.1).
 
 Criteria AND across parameters (and across repetitions of one parameter), OR within comma-separated values.
-Unknown or unsupported parameters are a 400 (strict, the default) or ignored and reported in `ignored` (lenient,
-for `Prefer: handling=lenient`); a malformed value is a 400 either way.
+Unknown or unsupported parameters are ignored and reported in `ignored` (lenient: R4 §3.1.1.4 says servers SHOULD
+ignore them, and it is the default) or a 400 (strict, for `Prefer: handling=strict`); a malformed value is a 400
+either way.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from carepath.errors import InvalidRequest
-from carepath.fhir.models import is_supported
+from carepath.fhir.models import is_supported, unsupported_reason
 from carepath.fhir.search import values as v
 from carepath.fhir.search.definitions import SearchParam, params_for
 from carepath.fhir.search.includes import IncludeSpec, parse_include
@@ -40,6 +41,14 @@ class SortKey:
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """A parameter dropped under lenient handling: its name as sent (with any modifier), and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class SearchQuery:
     resource_type: str
     criteria: tuple[Criterion, ...] = ()
@@ -51,7 +60,7 @@ class SearchQuery:
     includes: tuple[IncludeSpec, ...] = ()
     revincludes: tuple[IncludeSpec, ...] = ()
     elements: tuple[str, ...] = ()
-    ignored: tuple[str, ...] = ()  # parameters dropped under lenient handling
+    ignored: tuple[Ignored, ...] = ()  # parameters dropped under lenient handling
 
 
 _VALUE_PARSERS: dict[str, Callable[[str], Value]] = {
@@ -71,12 +80,14 @@ def parse_search(
     max_count: int = 500,
     strict: bool = True,
 ) -> SearchQuery:
+    """`strict` (the safe default of the parser, kept for conditional criteria): unknown parameters are a 400.
+    The search interaction passes the client's choice (lenient unless `Prefer: handling=strict`)."""
     if not is_supported(resource_type):
-        raise InvalidRequest(f"Resource type {resource_type!r} is not supported by this server")
+        raise InvalidRequest(unsupported_reason(resource_type))
     params = params_for(resource_type)
     criteria: list[Criterion] = []
     result: dict[str, list[str]] = {}
-    ignored: list[str] = []
+    ignored: list[Ignored] = []
     for name, raw in pairs:
         if "\x00" in name or "\x00" in raw:  # PostgreSQL cannot even compare text with U+0000: refuse it here
             raise InvalidRequest(f"Search parameter {name!r} contains a NUL character", expression=(name,))
@@ -90,7 +101,7 @@ def parse_search(
         except _Unknown as exc:
             if strict:
                 raise InvalidRequest(str(exc)) from None
-            ignored.append(name)
+            ignored.append(Ignored(name, str(exc)))
             continue
         if criterion is not None:
             criteria.append(criterion)
@@ -165,8 +176,13 @@ def _with_results(
         includes=tuple(parse_include(query.resource_type, x, reverse=False) for x in _listed(result, "_include")),
         revincludes=tuple(parse_include(query.resource_type, x, reverse=True) for x in _listed(result, "_revinclude")),
         elements=tuple(e.strip() for e in _listed(result, "_elements") if e.strip()),
-        ignored=query.ignored + tuple(n for n in result if n not in _RESULT_HANDLED),
+        ignored=query.ignored + _unhandled(result),
     )
+
+
+def _unhandled(result: dict[str, list[str]]) -> tuple[Ignored, ...]:
+    unhandled = (n for n in result if n not in _RESULT_HANDLED)
+    return tuple(Ignored(n, f"Search result parameter {n!r} is not supported") for n in unhandled)
 
 
 _RESULT_HANDLED = frozenset({"_count", "_offset", "_sort", "_summary", "_total", "_include", "_revinclude",
