@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     )
     load_pathways_on_start: bool = True
     migrate_on_start: bool = Field(default=True, description="apply schema migrations when the API starts")
+    scheduler_interval_s: float = Field(
+        default=60, gt=0, description="Seconds between two scans of the scheduler (overdue Tasks)"
+    )
     log_level: str = "INFO"
     # -- events (Redis Streams; contracts/events/) ------------------------------------------------------------
     events_inbound_stream: str = Field(default="carepath:inbound", description="CloudEvents in")

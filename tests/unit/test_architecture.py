@@ -1,7 +1,7 @@
 """The dependency direction of DESIGN.md, checked on the source: api/cli -> service -> engine, store -> fhir.
 
-The engine and the pathway content are pure (no database, HTTP or queue libraries); nothing below the transports
-imports them; the store knows nothing of the use cases.
+The engine, the Task workflow and the pathway content are pure (no database, HTTP or queue libraries); nothing
+below the transports imports them; the store knows nothing of the use cases.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ FORBIDDEN = {
     "fhir": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
              *IO_LIBRARIES),
     "content": ("carepath.store", "carepath.service", "carepath.api", *IO_LIBRARIES),
-    "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content"),
+    "workflow": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
+                 "carepath.events", *IO_LIBRARIES),
+    "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.workflow"),
     "service": ("carepath.api", "carepath.events", "fastapi", "starlette", "redis", "fakeredis"),
     # the event transport calls the use cases; it renders no HTTP and never reaches past them into the engine
     "events": ("carepath.api", "carepath.engine", "fastapi", "starlette"),

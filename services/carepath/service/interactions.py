@@ -16,6 +16,7 @@ from carepath.fhir.models import is_supported, unsupported_reason
 from carepath.fhir.patch import Patch, apply_patch
 from carepath.fhir.search.query import parse_search
 from carepath.service.stop_rules import apply_stop_rules
+from carepath.service.task_workflow import update_resource
 from carepath.service.trigger_queue import queue_trigger_evaluation
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
@@ -152,7 +153,8 @@ async def _execute(tx: StoreTransaction, it: Interaction) -> Outcome:
     if it.kind == "create":
         outcome = await _create(tx, it)
     elif it.kind == "update":
-        stored, created = await tx.update(it.res_type, _need_id(it), _need_body(it), if_match=it.if_match)
+        # The workflow's door: a Task update is checked by the state machine and its consequences run here too.
+        stored, created = await update_resource(tx, it.res_type, _need_id(it), _need_body(it), if_match=it.if_match)
         outcome = Outcome(201 if created else 200, stored)
     else:
         return await _delete(tx, it)

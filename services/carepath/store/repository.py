@@ -40,7 +40,7 @@ from carepath.fhir.search.query import SearchQuery, parse_search
 from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
-from carepath.store import outbox
+from carepath.store import outbox, overdue
 from carepath.store.database import is_transient, read_only_options
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
@@ -182,6 +182,12 @@ class StoreTransaction:
         if row.deleted:
             raise Gone(f"{res_type}/{res_id} version {version} is a deletion")
         return _stored(row)
+
+    async def read_for_update(self, res_type: str, res_id: str) -> StoredResource | None:
+        """The current version, locked until the transaction ends (None when absent or deleted), so a check made
+        on it (the Task state machine) still holds when the update that follows is written."""
+        row = await self._current(res_type, res_id, for_update=True)
+        return None if row is None or row.deleted else _stored(row)
 
     async def read_any(self, res_type: str, res_id: str) -> StoredResource:
         """The current version, deleted or not (history of a deleted resource is still served)."""
@@ -358,6 +364,16 @@ class StoreTransaction:
         """Record an inbound event's idempotency key in this transaction; False if it was already processed."""
         await self.flush()
         return await outbox.record_processed(self.conn, key)
+
+    async def scheduler_turn(self) -> bool:
+        """Whether this transaction may run the scheduler's scan now (one scheduler at a time)."""
+        await self.flush()
+        return await overdue.scheduler_turn(self.conn)
+
+    async def claim_overdue_alert(self, task_id: str, due: str) -> bool:
+        """Record the overdue alert of `task_id` for `due`; False when it was raised already (store/overdue.py)."""
+        await self.flush()
+        return await overdue.claim_alert(self.conn, task_id, due, utc_now())
 
     async def lock_patient(self, subject: str) -> None:
         """Serialise this transaction with every other one of this patient until it ends (PostgreSQL)."""

@@ -7,6 +7,7 @@ conditional_key   unique (type, normalised If-None-Exist query): the database, n
 idempotency_key   unique client keys for retried operations ($apply with Idempotency-Key)
 outbox            events written in the transaction of the change; the relay publishes then deletes them
 processed_event   unique keys of handled inbound events (CloudEvents source + id): a redelivery has no effect
+overdue_alert     unique (Task id, due date): the overdue alert of a Task for one due date is raised once
 All datetimes are naive UTC.
 """
 
@@ -163,4 +164,13 @@ processed_event = Table(
     Column("key", String(512), primary_key=True),
     Column("processed", DateTime(), nullable=False),
     Index("ix_processed_event_processed", "processed"),  # purge by age
+)
+
+overdue_alert = Table(
+    "overdue_alert",
+    metadata,
+    # The key is the fact "alerted": whichever scheduler inserts it first raises the alert, any other skips it.
+    Column("task_id", String(64), primary_key=True),
+    Column("due", String(64), primary_key=True),  # Task.restriction.period.end as written
+    Column("alerted", DateTime(), nullable=False),
 )
