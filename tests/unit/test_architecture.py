@@ -23,10 +23,14 @@ FORBIDDEN = {
     "workflow": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
                  "carepath.events", *IO_LIBRARIES),
     "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.workflow"),
-    "service": ("carepath.api", "carepath.events", "fastapi", "starlette", "redis", "fakeredis"),
+    "service": ("carepath.api", "carepath.delivery", "carepath.events", "fastapi", "starlette", "redis", "fakeredis"),
     # the event transport calls the use cases; it renders no HTTP and never reaches past them into the engine
     "events": ("carepath.api", "carepath.engine", "fastapi", "starlette"),
+    "delivery": ("carepath.api", "carepath.engine", "fastapi", "starlette"),
 }  # fmt: skip
+# Pure modules (no I/O: decisions and values only), tested without any server.
+PURE_MODULES = ("delivery/backoff.py", "delivery/notify.py", "delivery/bundle.py", "service/subscription_rules.py")
+PURE_FORBIDDEN = ("carepath.store", "carepath.api", "carepath.events", "carepath.delivery.http", *IO_LIBRARIES)
 
 
 def _imports(path: Path) -> set[str]:
@@ -49,4 +53,12 @@ def test_layer_imports_only_inwards(layer: str) -> None:
         for name in sorted(_imports(path))
         if any(name == banned or name.startswith(banned + ".") for banned in FORBIDDEN[layer])
     ]
+    assert offending == []
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_modules_do_no_io(module: str) -> None:
+    path = PACKAGE / module
+    offending = [name for name in sorted(_imports(path))
+                 if any(name == banned or name.startswith(banned + ".") for banned in PURE_FORBIDDEN)]  # fmt: skip
     assert offending == []

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
+from carepath.delivery.duty import delivery_duty
 from carepath.events.consumer import Consumer, transient
 from carepath.events.relay import relay_once
 from carepath.events.scheduling import scheduler_duty
@@ -62,7 +63,8 @@ def default_duties(repository: Repository, streams: Streams) -> list[Duty]:
     async def scheduler(stop: asyncio.Event) -> None:
         await scheduler_duty(repository, streams.settings.scheduler_interval_s, stop)
 
-    return [consumer.run, relay, scheduler]
+    delivery = delivery_duty(repository, streams.settings)  # Subscriptions and the push to the hospital
+    return [consumer.run, relay, scheduler, delivery]
 
 
 async def run_duties(duties: list[Duty], stop: asyncio.Event) -> None:

@@ -41,6 +41,7 @@ from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
 from carepath.store import outbox, overdue
+from carepath.store.changes import ChangeWrites
 from carepath.store.database import is_transient, read_only_options
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
@@ -115,6 +116,7 @@ class StoreTransaction:
         self.conn = conn
         self._pending = PendingWrites()
         self._outbox = outbox.OutboxWrites()
+        self._changes = ChangeWrites()  # CarePlan/Task versions for outbound delivery (store/changes.py)
         # Set by the event consumer: the writes whose triggers it evaluates itself, in this same transaction,
         # instead of queueing them for later evaluation (service/triggering.py).
         self.written: list[StoredResource] | None = None
@@ -123,6 +125,7 @@ class StoreTransaction:
         """Send the batched writes (done before every read and before commit)."""
         await self._pending.flush(self.conn)
         await self._outbox.flush(self.conn)
+        await self._changes.flush(self.conn)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -135,6 +138,7 @@ class StoreTransaction:
                 await self.flush()
         except BaseException:
             self._pending, self._outbox = PendingWrites(), outbox.OutboxWrites()
+            self._changes.discard()
             if self.written is not None:
                 del self.written[mark:]
             raise
@@ -393,6 +397,7 @@ class StoreTransaction:
         content = _content(stamp(body, res_id, 1, moment))
         stored = StoredResource(res_type, res_id, 1, moment, False, content)
         self._pending.add_resource(stored, extract_index(jsonutil.loads(content)))
+        self._changes.add(stored)
         return stored
 
     async def update(
@@ -435,6 +440,7 @@ class StoreTransaction:
         )
         stored = StoredResource(current.res_type, current.res_id, version, moment, body is None, content)
         self._pending.add_version(current.rid, stored, method, _index_of(content), _index_of(current.content))
+        self._changes.add(stored)
         return stored
 
 
