@@ -120,7 +120,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     # Migrate and load once here, so the workers do not race each other through the same DDL.
     upgrade(settings.effective_database_url, settings.database_schema)
-    if settings.load_pathways_on_start and asyncio.run(_load_pathways(settings, settings.effective_pathways_dir)):
+    if settings.load_pathways_on_start and asyncio.run(
+        _load_pathways(settings, settings.effective_pathways_dir, keep_going=True)
+    ):
         return 1
     os.environ["CAREPATH_MIGRATE_ON_START"] = "false"
     os.environ["CAREPATH_LOAD_PATHWAYS_ON_START"] = "false"
@@ -128,7 +130,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _load_pathways(settings: Settings, directory: Path) -> int:
+async def _load_pathways(settings: Settings, directory: Path, *, keep_going: bool = False) -> int:
     from carepath.errors import CarepathError
     from carepath.service.pathways import load_pathways
     from carepath.store.database import create_engine
@@ -138,7 +140,7 @@ async def _load_pathways(settings: Settings, directory: Path) -> int:
     await upgrade_async(settings.effective_database_url, settings.database_schema)
     engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
     try:
-        report = await load_pathways(Repository(engine), directory)
+        report = await load_pathways(Repository(engine), directory, keep_going=keep_going)
     except CarepathError as exc:
         print(f"refused: {exc.diagnostics}", file=sys.stderr)
         return 1

@@ -7,7 +7,9 @@ CarepathError                      500 exception   (never raised for a client's 
 ├── Forbidden                      403 forbidden   a valid token without the scope for the interaction
 ├── NotFound                       404 not-found
 ├── MethodNotAllowed               405 not-supported
-├── Conflict                       409 conflict    id mismatch, a concurrent create-on-update
+├── Conflict                       409 conflict    id mismatch
+│   └── TransactionConflict        409 conflict    deadlock / serialization failure / concurrent create
+│                                                  (retryable: service.transactions retries the unit of work)
 ├── Gone                           410 deleted
 ├── PreconditionFailed             412 conflict    If-Match mismatch, several conditional matches
 ├── PayloadTooLarge                413 too-long
@@ -97,6 +99,12 @@ class MethodNotAllowed(CarepathError):
 
 class Conflict(CarepathError):
     status, code = 409, "conflict"
+
+
+class TransactionConflict(Conflict):
+    """The database aborted the unit of work because of a concurrent one; running it again may succeed."""
+
+    retryable = True
 
 
 class NotAcceptable(CarepathError):

@@ -15,6 +15,8 @@ from carepath import __version__
 from carepath.api import health, operations, rest, smart
 from carepath.api.errors import install_error_handlers
 from carepath.api.middleware import HttpConventions
+from carepath.api.openapi import install_openapi
+from carepath.api.request_id import RequestIdMiddleware
 from carepath.api.state import AppState
 from carepath.auth.config import announce
 from carepath.events.streams import connect
@@ -43,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.load_pathways_on_start:
             from carepath.service.pathways import load_pathways
 
-            report = await load_pathways(repository, settings.effective_pathways_dir)
+            # keep_going: whatever a client did to the stored definitions, the service still starts
+            report = await load_pathways(repository, settings.effective_pathways_dir, keep_going=True)
             log.info("pathways: %s", report.summary())
         stop = asyncio.Event()
         # Embedded mode: without a Redis server, this process also runs the worker's duties on the substitute.
@@ -70,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     smart.install_security(app, settings)
     app.include_router(smart.router)
+    install_openapi(app)
+    # Outermost, outside the security middleware: its header is on every answer, 401/403/429 included.
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(operations.router)
     app.include_router(rest.router)
     app.include_router(health.router)

@@ -1,4 +1,8 @@
-"""The single place where failures become OperationOutcomes with the right HTTP status."""
+"""The single place where failures become OperationOutcomes with the right HTTP status.
+
+Unexpected exceptions are caught by `api.request_id` (so the connection stays usable) and rendered here by
+`internal_error_response`.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,12 @@ _HTTP_CODES = {400: "invalid", 404: "not-found", 405: "not-supported", 406: "not
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CarepathError)
     async def _carepath(request: Request, exc: CarepathError) -> Response:
+        issues = exc.issues()
         if exc.status >= 500:
-            log.error("server error: %s", exc.diagnostics)
-        return json_response(operation_outcome(exc.issues()), exc.status, _allow(request, exc.status))
+            request_id = getattr(request.state, "request_id", "")
+            log.error("server error (request %s): %s", request_id, exc.diagnostics)
+            issues.append(Issue(f"Request id {request_id}", "exception", "information"))
+        return json_response(operation_outcome(issues), exc.status, _allow(request, exc.status))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
@@ -38,11 +45,17 @@ def install_error_handlers(app: FastAPI) -> None:
                   for e in exc.errors()]  # fmt: skip
         return json_response(operation_outcome(issues), 400)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error")
-        issue = Issue(f"Internal error ({type(exc).__name__}); the request was not applied", "exception")
-        return json_response(operation_outcome([issue]), 500)
+
+def internal_error_response(exc: Exception, request_id: str) -> Response:
+    """The 500 of an unexpected exception (caught by api.request_id): no detail leaks, the request id does.
+
+    It does not claim the request was not applied: the failure may have come after a commit.
+    """
+    text = (
+        f"Internal error ({type(exc).__name__}), request id {request_id}. If this was a write, read the resource "
+        f"before retrying: it may or may not have been stored."
+    )
+    return json_response(operation_outcome([Issue(text, "exception")]), 500)
 
 
 def _allow(request: Request, status: int) -> dict[str, str] | None:

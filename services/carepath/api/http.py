@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -105,6 +106,30 @@ async def read_limited(request: Request, max_bytes: int) -> bytes:
     if size == 0:
         raise InvalidRequest("The request body is empty; a FHIR resource is required")
     return b"".join(chunks)
+
+
+async def read_form(request: Request, max_bytes: int) -> list[tuple[str, str]]:
+    """An `application/x-www-form-urlencoded` body (`POST _search`) as name/value pairs; it must be UTF-8."""
+    raw = await read_limited(request, max_bytes)
+    try:
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"The form body is not UTF-8 (byte {exc.start}); send UTF-8 percent-encoded") from exc
+
+
+# The client's key and our scope share the idempotency_key column (255): 128 leaves room for the longest scope.
+MAX_IDEMPOTENCY_KEY = 128
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The `Idempotency-Key` header, refused (400) when longer than the column can keep with its scope."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidRequest(
+            f"Idempotency-Key is {len(key)} characters; at most {MAX_IDEMPOTENCY_KEY} are accepted",
+            expression=("Idempotency-Key",),
+        )
+    return key
 
 
 def prefer(request: Request, key: str) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from carepath.api.http import check_acceptable, json_response, read_resource_body
+from carepath.api.http import check_acceptable, idempotency_key, json_response, read_resource_body
 from carepath.api.state import app_state
 from carepath.errors import InvalidRequest, MethodNotAllowed
 from carepath.service.apply import ApplyResponse, apply_activity, apply_plan
@@ -35,7 +35,7 @@ async def _apply_plan(request: Request, plan_id: str | None) -> Response:
     if request.method == "GET" and inputs.boolean("persist", False):
         # R4 §3.1.0.1.1 (operations): an operation that changes state must be invoked with POST, never GET.
         raise MethodNotAllowed("persist=true stores resources: invoke $apply with POST")
-    key = request.headers.get("idempotency-key")
+    key = idempotency_key(request)
     return _render(await apply_plan(app_state(request).repository, plan_id, inputs, idempotency_key=key))
 
 

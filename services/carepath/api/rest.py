@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.convertors import StringConvertor, register_url_convertor
@@ -13,7 +11,7 @@ from carepath.api.http import (
     check_acceptable,
     json_response,
     prefer,
-    read_limited,
+    read_form,
     read_patch_body,
     read_resource_body,
     render,
@@ -32,6 +30,7 @@ from carepath.service.interactions import (
     parse_if_match,
 )
 from carepath.service.search import search_bundle
+from carepath.service.transactions import run_in_transaction
 
 
 class _TypeSegment(StringConvertor):
@@ -58,8 +57,7 @@ async def _crud(request: Request, it: Interaction) -> Response:
         async with state.repository.reader() as tx:
             outcome = await execute_crud(tx, it)
     else:
-        async with state.repository.transaction() as tx:
-            outcome = await execute_crud(tx, it)
+        outcome = await run_in_transaction(state.repository, lambda tx: execute_crud(tx, it))
     return render(outcome, request, base_url(request, state.settings.base_url))
 
 
@@ -128,8 +126,8 @@ async def search_type(request: Request, res_type: str) -> Response:
 @router.post("/{res_type:fhirtype}/_search")
 async def search_post(request: Request, res_type: str) -> Response:
     check_type(res_type)
-    form = (await read_limited(request, app_state(request).settings.max_request_bytes)).decode()
-    query = list(request.query_params.multi_items()) + parse_qsl(form, keep_blank_values=True)
+    form = await read_form(request, app_state(request).settings.max_request_bytes)
+    query = list(request.query_params.multi_items()) + form
     return await _search(request, res_type, query)
 
 

@@ -29,6 +29,7 @@ from carepath.service.apply_definitions import Definitions, plan_from_inputs, st
 from carepath.service.apply_inputs import check_inputs
 from carepath.service.apply_persist import persist, with_messages
 from carepath.service.parameters import OperationInput, reference_text
+from carepath.service.transactions import run_in_transaction
 from carepath.store.repository import Repository, StoreTransaction
 
 
@@ -51,19 +52,25 @@ async def apply_plan(
     persisted = inputs.boolean("persist", False)
     scope = f"PlanDefinition/{plan_id or ''}/$apply:{idempotency_key}" if persisted and idempotency_key else None
     fingerprint = inputs.fingerprint()
-    # A transient apply writes nothing: a read-only transaction does not queue behind writers (SQLite).
-    unit = repository.transaction() if persisted else repository.reader()
+
+    async def unit_of_work(tx: StoreTransaction) -> ApplyResponse:
+        # The retry check shares the write transaction: one BEGIN/COMMIT per call, not two.
+        earlier = await tx.idempotent_response(scope, fingerprint) if scope is not None else None
+        if earlier is not None:
+            return _replayed(earlier)
+        definitions = await _plan(repository, tx, plan_id, inputs)
+        results = [await _apply_one(tx, definitions, subject, inputs, now, persisted) for subject in subjects]
+        response = _combine(results)
+        if scope is not None:
+            await tx.remember_response(scope, fingerprint, response.status, jsonutil.dumps(response.body).decode())
+        return response
+
     try:
-        async with unit as tx:
-            # The retry check shares the write transaction: one BEGIN/COMMIT per call, not two.
-            earlier = await tx.idempotent_response(scope, fingerprint) if scope is not None else None
-            if earlier is not None:
-                return _replayed(earlier)
-            definitions = await _plan(repository, tx, plan_id, inputs)
-            results = [await _apply_one(tx, definitions, subject, inputs, now, persisted) for subject in subjects]
-            response = _combine(results)
-            if scope is not None:
-                await tx.remember_response(scope, fingerprint, response.status, jsonutil.dumps(response.body).decode())
+        if persisted:  # re-run as a whole if a concurrent transaction aborts it (service.transactions)
+            return await run_in_transaction(repository, unit_of_work)
+        # A transient apply writes nothing: a read-only transaction does not queue behind writers (SQLite).
+        async with repository.reader() as tx:
+            return await unit_of_work(tx)
     except IntegrityError:
         if scope is None:
             raise
@@ -72,7 +79,6 @@ async def apply_plan(
         if earlier is None:
             raise
         return _replayed(earlier)
-    return response
 
 
 def _replayed(earlier: tuple[int, str]) -> ApplyResponse:

@@ -8,18 +8,22 @@ A batch runs each entry in its own transaction and reports each entry's own outc
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
-from carepath.errors import CarepathError, InvalidRequest, PayloadTooLarge, operation_outcome
+from carepath.errors import CarepathError, InvalidRequest, Issue, PayloadTooLarge, operation_outcome
 from carepath.fhir.patch import patch_from_resource
 from carepath.service.interactions import CRUD_KINDS, Interaction, Outcome, execute_crud, interaction_from_url
 from carepath.service.paging import resource_fragment
 from carepath.service.search import search_bundle
+from carepath.service.transactions import run_in_transaction
 from carepath.settings import get_settings
 from carepath.store.records import instant
 from carepath.store.repository import Repository, StoreTransaction, new_id
 
+log = logging.getLogger("carepath.service")
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 
@@ -47,8 +51,7 @@ async def process_bundle(
 
 
 async def _transaction(repository: Repository, entries: list[Any], base: str, strict: bool) -> dict[str, Any]:
-    async with repository.transaction() as tx:
-        results = await run_transaction(tx, entries, base, strict_search=strict)
+    results = await run_in_transaction(repository, lambda tx: run_transaction(tx, entries, base, strict_search=strict))
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
 
 
@@ -58,6 +61,9 @@ async def run_transaction(
     """The entries of a transaction inside an open store transaction; their response entries, in entry order."""
     interactions = [_entry_interaction(i, e) for i, e in enumerate(entries)]
     ids = _assign_ids(entries, interactions)
+    # Every resource this transaction changes in place, locked first and in one order: no deadlock with another.
+    await tx.lock([(it.res_type, it.res_id) for it in interactions if it.kind in ("update", "patch", "delete")
+                   and it.res_type is not None and it.res_id is not None])  # fmt: skip
     results: list[dict[str, Any]] = [{} for _ in entries]
     for index in sorted(range(len(entries)), key=lambda i: _run_order(entries[i], interactions[i])):
         # Rewritten only now: a conditional create's fullUrl is known once it has run (created or matched).
@@ -86,10 +92,18 @@ async def _batch(repository: Repository, entries: list[Any], base: str, strict: 
     for index, entry in enumerate(entries):
         try:
             it = _entry_interaction(index, entry)
-            async with repository.transaction() as tx:
-                results.append(_response_entry(await _run(tx, it, base, strict), base))
+            outcome = await run_in_transaction(repository, partial(_run, it=it, base=base, strict_search=strict))
         except CarepathError as exc:
-            results.append(_error_entry(exc))
+            results.append(_error_entry(exc.status, exc.issues()))
+            continue
+        except Exception as exc:
+            # A defect met by one entry: its own transaction rolled back, the entries before it stay stored, and
+            # the others still run — answering 500 for the whole batch would misstate what was stored.
+            log.exception("UNEXPECTED ERROR in Bundle.entry[%d] of a batch", index)
+            issue = Issue(f"Internal error ({type(exc).__name__}); this entry was not applied", "exception")
+            results.append(_error_entry(500, [issue]))
+            continue
+        results.append(_response_entry(outcome, base))
     return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
 
 
@@ -105,12 +119,8 @@ async def run_batch_entries(
             async with tx.savepoint():
                 results.append(_response_entry(await _run(tx, it, base, strict_search), base))
         except CarepathError as exc:
-            results.append(_error_entry(exc))
+            results.append(_error_entry(exc.status, exc.issues()))
     return results
-
-
-def _error_entry(exc: CarepathError) -> dict[str, Any]:
-    return {"response": {"status": str(exc.status), "outcome": operation_outcome(exc.issues())}}
 
 
 async def _run(tx: StoreTransaction, it: Interaction, base: str, strict_search: bool) -> Outcome:
@@ -120,6 +130,10 @@ async def _run(tx: StoreTransaction, it: Interaction, base: str, strict_search: 
     if it.kind in CRUD_KINDS:
         return await execute_crud(tx, it)
     raise InvalidRequest(f"{it.kind} is not supported inside a Bundle")
+
+
+def _error_entry(status: int, issues: list[Issue]) -> dict[str, Any]:
+    return {"response": {"status": str(status), "outcome": operation_outcome(issues)}}
 
 
 def _method(entry: Any) -> str:
@@ -132,6 +146,8 @@ def _entry_interaction(index: int, entry: Any) -> Interaction:
     request = entry.get("request") if isinstance(entry, dict) else None
     if not isinstance(request, dict) or not _text(request, "method", where) or not _text(request, "url", where):
         raise InvalidRequest(f"{where}.request with method and url is required", expression=(f"{where}.request",))
+    if not isinstance(entry.get("fullUrl", ""), str):  # Bundle.entry.fullUrl is a uri: one string
+        raise InvalidRequest(f"{where}.fullUrl must be a string", expression=(f"{where}.fullUrl",))
     method = request["method"].upper()
     if method not in _ORDER or method == "HEAD":
         raise InvalidRequest(f"{where}: method {method} is not supported", expression=(f"{where}.request.method",))

@@ -53,7 +53,7 @@ def from_parameters(body: dict[str, Any]) -> OperationInput:
         name = param.get("name")
         if not isinstance(name, str):
             raise InvalidRequest("Every parameter needs a name", expression=(f"Parameters.parameter[{index}].name",))
-        out.values.setdefault(name, []).append(_value(param, index))
+        out.values.setdefault(name, []).append(_checked(name, _value(param, index)))
     return out
 
 
@@ -61,8 +61,16 @@ def from_query(query: list[tuple[str, str]]) -> OperationInput:
     out = OperationInput()
     for name, value in query:
         if not name.startswith("_"):
-            out.values.setdefault(name, []).append(value)
+            out.values.setdefault(name, []).append(_checked(name, value))
     return out
+
+
+def _checked(name: str, value: Any) -> Any:
+    """A text value (or a Reference's text) with U+0000 is refused here: PostgreSQL cannot compare it (a 500)."""
+    text = value.get("reference") if isinstance(value, dict) else value
+    if isinstance(text, str) and "\x00" in text:
+        raise InvalidRequest(f"Parameter {name!r} contains a NUL character", expression=(name,))
+    return value
 
 
 def _value(param: dict[str, Any], index: int) -> Any:

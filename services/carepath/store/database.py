@@ -11,7 +11,20 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# PostgreSQL: deadlock_detected, serialization_failure (SQLSTATE class 40, "transaction rollback").
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """The database aborted the transaction for a concurrent one: the same unit of work may succeed if re-run."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    # SQLite: still locked after the busy timeout.
+    return str(getattr(orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
 
 
 def is_sqlite(url: str) -> bool:
@@ -19,10 +32,13 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, *, schema: str = "", pool_size: int = 10) -> AsyncEngine:
+    """`hide_parameters`: a database error logs its statement but never the bound values (patients' data)."""
     if is_sqlite(url):
         return _create_sqlite_engine(url)
     connect_args = {"server_settings": {"search_path": schema}} if schema else {}
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args, hide_parameters=True
+    )
 
 
 def read_only_options(engine: AsyncEngine) -> dict[str, Any]:
@@ -41,7 +57,7 @@ def _create_sqlite_engine(url: str) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import Table, delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from carepath.errors import Conflict
+from carepath.errors import TransactionConflict
 from carepath.fhir.search.rows import IndexRows
 from carepath.store.records import StoredResource
 from carepath.store.schema import (
@@ -98,7 +98,8 @@ async def _insert_resources(conn: AsyncConnection, new: list[_Version]) -> None:
         returned = (await conn.execute(_INSERT_RESOURCES, rows)).all()
     except IntegrityError as exc:  # a concurrent create-on-update with the same id won the race
         ids = ", ".join(v.stored.relative_url for v in new)
-        raise Conflict(f"{ids}: created concurrently; retry the request") from exc
+        # Retryable: run again, the unit of work finds the winner's row and makes its write an update.
+        raise TransactionConflict(f"{ids}: created concurrently by another request") from exc
     rids = {(r.res_type, r.res_id): r.rid for r in returned}
     for v in new:
         v.rid = rids[(v.stored.res_type, v.stored.res_id)]

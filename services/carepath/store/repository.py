@@ -2,6 +2,8 @@
 
 A write stores the current version, its history row and its search-index rows in one transaction; callers group
 several writes (a transaction Bundle, a persisted $apply) by doing them inside one `Repository.transaction()`.
+A unit of work the database aborts for a concurrent one (deadlock, serialization failure) leaves it as
+TransactionConflict, which `service.transactions.run_in_transaction` retries as a whole.
 Every resource is validated before it is stored, so nothing invalid is ever written. New rows are batched
 (store/pending.py) and sent before the transaction's next read and before its commit.
 """
@@ -17,13 +19,20 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Executable, Result, Row, bindparam, func, insert, select, union_all, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Executable, Result, Row, bindparam, func, insert, select, tuple_, union_all, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carepath import jsonutil
 from carepath.domain_events import DomainEvent
-from carepath.errors import BusinessRuleViolation, Gone, InvalidRequest, NotFound, PreconditionFailed
+from carepath.errors import (
+    BusinessRuleViolation,
+    Gone,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+    TransactionConflict,
+)
 from carepath.fhir.models import is_supported
 from carepath.fhir.search.extract import extract_index
 from carepath.fhir.search.includes import IncludeSpec
@@ -33,7 +42,7 @@ from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
 from carepath.store import outbox, overdue
 from carepath.store.changes import ChangeWrites
-from carepath.store.database import read_only_options
+from carepath.store.database import is_transient, read_only_options
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
 from carepath.store.schema import (
@@ -82,10 +91,15 @@ class Repository:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         """A read-write unit of work: everything inside commits together or not at all."""
-        async with self.engine.begin() as conn:
-            tx = StoreTransaction(conn)
-            yield tx
-            await tx.flush()
+        try:
+            async with self.engine.begin() as conn:
+                tx = StoreTransaction(conn)
+                yield tx
+                await tx.flush()
+        except DBAPIError as exc:
+            if not is_transient(exc):
+                raise
+            raise TransactionConflict("The database aborted this request for a concurrent one") from exc
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[StoreTransaction]:
@@ -133,6 +147,19 @@ class StoreTransaction:
         """Every read goes through here, so it sees the transaction's own batched writes."""
         await self.flush()
         return await self.conn.execute(stmt, params)
+
+    async def lock(self, keys: list[tuple[str, str]]) -> None:
+        """Row-lock the current rows of these (type, id) resources, in one order for every transaction.
+
+        Two transactions updating the same resources in different orders would each hold a row the other waits
+        for (a deadlock, PostgreSQL); locked up front in (type, id) order, the second simply queues. SQLite has
+        one writer at a time and no row locks: there the statement is a plain read.
+        """
+        ordered = sorted(set(keys))
+        if ordered:
+            where = tuple_(resource.c.res_type, resource.c.res_id).in_(ordered)
+            stmt = select(resource.c.rid).where(where).order_by(resource.c.res_type, resource.c.res_id)
+            await self._query(stmt.with_for_update())
 
     # -- reads ---------------------------------------------------------------------------------------------------
     async def _current(self, res_type: str, res_id: str, *, for_update: bool = False) -> Row[Any] | None:
@@ -257,6 +284,11 @@ class StoreTransaction:
         """
         res_type = _checked_type(body)
         query = replace(parse_search(res_type, parse_qsl(criteria, keep_blank_values=True)), count=2, offset=0, sort=())
+        if not query.criteria:  # `_count=1` alone would match any resource of the type and store nothing new
+            raise InvalidRequest(
+                f"If-None-Exist {criteria!r} has no search criteria; name at least one search parameter with a value",
+                expression=("If-None-Exist",),
+            )
         existing = await self._conditional_match(query, criteria)
         if existing is not None:
             return existing, False

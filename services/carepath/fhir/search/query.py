@@ -89,6 +89,8 @@ def parse_search(
     result: dict[str, list[str]] = {}
     ignored: list[Ignored] = []
     for name, raw in pairs:
+        if "\x00" in name or "\x00" in raw:  # PostgreSQL cannot even compare text with U+0000: refuse it here
+            raise InvalidRequest(f"Search parameter {name!r} contains a NUL character", expression=(name,))
         if name in _TRANSPORT:
             continue
         if name.split(":")[0] in _RESULT_PARAMS:
