@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     load_pathways_on_start: bool = True
     migrate_on_start: bool = Field(default=True, description="apply schema migrations when the API starts")
     log_level: str = "INFO"
+    timezone: str = Field(default="Europe/Paris", description="the hospital's time zone: what 'overdue' and 'today' "
+                          "mean on the worklist (an IANA name)")  # fmt: skip
+    app_session_secret: str = Field(
+        default="",
+        description="signs the worklist's session cookie; empty = a random secret per process "
+        "(sessions end at restart; set it with several workers)",
+    )
+    app_session_idle_minutes: int = Field(default=30, ge=1, description="worklist session idle timeout")
 
     @property
     def effective_pathways_dir(self) -> Path:

@@ -1,7 +1,8 @@
-"""The dependency direction of DESIGN.md, checked on the source: api/cli -> service -> engine, store -> fhir.
+"""The dependency direction of DESIGN.md, checked on the source: api/cli/web -> service -> engine, store -> fhir.
 
 The engine and the pathway content are pure (no database, HTTP or queue libraries); nothing below the transports
-imports them; the store knows nothing of the use cases.
+imports them; the store knows nothing of the use cases. The worklist (`web/`) is a transport like `api/`: it reads
+and writes through the service layer, never the database directly, and its view models (`web/views/`) are pure.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ IO_LIBRARIES = ("sqlalchemy", "asyncpg", "aiosqlite", "httpx", "redis", "fakered
 
 # layer -> what it must not import
 FORBIDDEN = {
-    "engine": ("carepath.store", "carepath.service", "carepath.api", "carepath.content", *IO_LIBRARIES),
+    "engine": ("carepath.store", "carepath.service", "carepath.api", "carepath.content", "carepath.web",
+               *IO_LIBRARIES),
     "fhir": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
-             *IO_LIBRARIES),
-    "content": ("carepath.store", "carepath.service", "carepath.api", *IO_LIBRARIES),
-    "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content"),
-    "service": ("carepath.api", "fastapi", "starlette"),
+             "carepath.web", *IO_LIBRARIES),
+    "content": ("carepath.store", "carepath.service", "carepath.api", "carepath.web", *IO_LIBRARIES),
+    "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.web"),
+    "service": ("carepath.api", "carepath.web", "fastapi", "starlette"),
+    "web": ("sqlalchemy", "asyncpg", "aiosqlite", "redis", "fakeredis"),
+    "web/views": ("carepath.store", "carepath.service", "carepath.api", "jinja2", "itsdangerous", *IO_LIBRARIES),
 }  # fmt: skip
 
 

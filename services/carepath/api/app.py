@@ -19,6 +19,8 @@ from carepath.settings import Settings, get_settings
 from carepath.store.database import create_engine
 from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
+from carepath.web import routes as web
+from carepath.web.session import Sessions
 
 log = logging.getLogger("carepath")
 
@@ -52,6 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          redirect_slashes=False)  # fmt: skip
     app.add_middleware(HttpConventions)
     install_error_handlers(app)
+    # The coordinator's worklist (`/app`): pages on the same services as the FHIR API.
+    app.state.carepath_sessions = Sessions(settings.app_session_secret, settings.app_session_idle_minutes * 60)
+    app.include_router(web.router)
+    app.mount("/app/static", web.static_files(), name="app-static")
     app.include_router(operations.router)
     app.include_router(rest.router)
 
