@@ -26,13 +26,14 @@ from carepath.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "fhir-r4-examples"
 POSTGRES_URL = os.environ.get("CAREPATH_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CAREPATH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRE_SERVICES = os.environ.get("CAREPATH_REQUIRE_SERVICES") == "1"
 
 
-def _reachable(url: str) -> bool:
+def _reachable(url: str, default_port: int = 5432) -> bool:
     parts = urlsplit(url.replace("+asyncpg", ""))
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), timeout=1):
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
             return True
     except OSError:
         return False
@@ -45,6 +46,23 @@ def require_postgres() -> None:
     if REQUIRE_SERVICES:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_redis() -> None:
+    """Like require_postgres: skip with the reason, or fail under CAREPATH_REQUIRE_SERVICES=1."""
+    if _reachable(REDIS_URL, 6379):
+        return
+    message = f"Redis not reachable at {REDIS_URL} (set CAREPATH_TEST_REDIS_URL)"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis (shared: use unique key names and delete them), after require_redis()."""
+    require_redis()
+    return REDIS_URL
 
 
 def _postgres(sql: str) -> None:
@@ -70,7 +88,8 @@ def postgres_schema() -> Iterator[str]:
     _postgres(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-_COMMON = {"load_pathways_on_start": False, "base_url": "http://testserver/fhir"}
+# No background worker in the app under test: event tests run the duties themselves, deterministically.
+_COMMON = {"load_pathways_on_start": False, "base_url": "http://testserver/fhir", "events_embedded": False}
 
 
 @pytest.fixture

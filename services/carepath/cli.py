@@ -1,4 +1,4 @@
-"""`carepath serve | db upgrade | pathways load [DIR] | demo`."""
+"""`carepath serve | worker | db upgrade | pathways load [DIR] | events status | events dead list|redrive | demo`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     load.add_argument("directory", nargs="?", type=Path, default=None)
     commands.add_parser("demo", help="load the pathways, create sample patients, apply, print a summary")
+    commands.add_parser("worker", help="run the event consumer and the outbox relay until SIGTERM")
+    events = commands.add_parser("events", help="the event streams").add_subparsers(
+        dest="events_command", required=True
+    )
+    events.add_parser("status", help="inbound lag and pending entries, dead letters, outbox backlog (JSON)")
+    dead = events.add_parser("dead", help="dead letters").add_subparsers(dest="dead_command", required=True)
+    dead.add_parser("list", help="show the dead letters (JSON lines)")
+    redrive = dead.add_parser("redrive", help="put dead letters back on the inbound stream (all, or the ids given)")
+    redrive.add_argument("ids", nargs="*")
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
@@ -53,6 +62,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "pathways":
         return asyncio.run(_load_pathways(settings, args.directory or settings.effective_pathways_dir))
+    if args.command in ("worker", "events"):
+        from carepath.events.cli import run_events_command
+
+        return asyncio.run(run_events_command(args, settings))
     from carepath.demo import run_demo
 
     return asyncio.run(run_demo(settings))

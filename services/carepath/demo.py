@@ -3,17 +3,25 @@
 Loads the shipped pathways, stores the spec's sample patients, applies the chemotherapy-failure pathway to each
 with `persist=true` (through the same service functions the API uses), and prints what every patient got.
 Re-running it on the same day changes nothing: patients are upserted and each apply carries an Idempotency-Key.
+
+Then one event-driven enrolment: an integration engine's CloudEvent (a transaction Bundle with a new patient and
+a "disease worsened" status) goes onto the inbound stream, and the worker duties — consumer and outbox relay,
+here on the in-process Redis substitute unless CAREPATH_REDIS_URL is set — store it, start the pathway once and
+publish what changed on the outbound stream. Its CloudEvents id is per day, so a re-run is a duplicate.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from carepath import jsonutil
 from carepath.canonical import BASE
 from carepath.content.samples import NEGATIVES, SCENARIOS, PatientCase
 from carepath.content.summary import render_summary, summarise
+from carepath.fhir.search.query import parse_search
 from carepath.service.apply import apply_plan
 from carepath.service.bundles import run_transaction
 from carepath.service.parameters import OperationInput
@@ -24,6 +32,7 @@ from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
 
 PATHWAY_URL = f"{BASE}/PlanDefinition/chemo-failure-follow-up"
+LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
 
 
 async def run_demo(settings: Settings) -> int:
@@ -45,6 +54,7 @@ async def run_demo(settings: Settings) -> int:
         for case in (*SCENARIOS, NEGATIVES[0]):
             await _store_patient(repository, case, now)
             print(await _apply_and_describe(repository, plan, case, now))
+        print(await _event_driven_enrolment(repository, settings, now))
     finally:
         await engine.dispose()
     print(f"Done in {time.perf_counter() - started:.1f} s. Next: `carepath serve`, then open "
@@ -57,6 +67,62 @@ async def _store_patient(repository: Repository, case: PatientCase, now: datetim
     """Upsert the sample record, so a re-run does not duplicate patients."""
     async with repository.transaction() as tx:
         await run_transaction(tx, case.upsert(now)["entry"], "")
+
+
+def _demo_event(now: datetime) -> dict[str, Any]:
+    patient = "urn:uuid:5e1f3c2a-7d4b-4c8e-9a61-0d2b8f4e7c10"
+    mrn = {"system": "urn:example:mrn", "value": "DEMO-EVENT-1"}
+    status = {"resourceType": "Observation", "status": "final", "identifier": [{"system": "urn:example:ris",
+              "value": f"restaging-{now.date().isoformat()}"}],
+              "code": {"coding": [{"system": LOINC, "code": "97509-4"}]}, "subject": {"reference": patient},
+              "effectiveDateTime": now.replace(microsecond=0).isoformat(),
+              "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "271299001"}]}}  # fmt: skip
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": patient, "resource": {"resourceType": "Patient", "identifier": [mrn]},
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={mrn['system']}|{mrn['value']}"}},
+        {"resource": status, "request": {"method": "POST", "url": "Observation"}}]}  # fmt: skip
+    return {
+        "specversion": "1.0",
+        "id": f"demo-{now.date().isoformat()}",
+        "source": "urn:example:integration-engine",
+        "type": "dev.carepath.fhir.resource",
+        "datacontenttype": "application/fhir+json",
+        "data": bundle,
+    }
+
+
+async def _event_driven_enrolment(repository: Repository, settings: Settings, now: datetime) -> str:
+    from carepath.events.consumer import Consumer
+    from carepath.events.relay import relay_all
+    from carepath.events.streams import Entry, connect
+
+    streams = connect(settings)
+    try:
+        consumer = Consumer(repository, streams)
+        await consumer.setup()
+        await relay_all(repository, streams)  # the sample patients' HTTP-door events go first
+        await streams.redis.xadd(settings.events_inbound_stream, {"event": jsonutil.dumps(_demo_event(now))})
+        for _ in range(100):
+            await relay_all(repository, streams)
+            if not await consumer.step():
+                break
+        await relay_all(repository, streams)
+        published = cast(list[Entry], await streams.redis.xrange(settings.events_outbound_stream))
+    finally:
+        await streams.close()
+    async with repository.reader() as tx:
+        [patient] = await tx.search(parse_search("Patient", [("identifier", "urn:example:mrn|DEMO-EVENT-1")]))
+        subject = patient[1].relative_url
+        careplans = [c for _, c in await tx.search(parse_search("CarePlan", [("subject", subject)]))]
+        tasks = await tx.count(parse_search("Task", [("subject", subject)]))
+    events = [jsonutil.loads(fields[b"event"]) for _, fields in published]
+    kinds = Counter(e["type"] for e in events if e["subject"] == subject)
+    told = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing new (today's event was handled before)"
+    return (
+        f"Event-driven enrolment: a CloudEvent on {settings.events_inbound_stream} (a restaging 'disease worsened'"
+        f" for a new patient) -> {subject}: {len(careplans)} CarePlan, {tasks} Tasks; published on "
+        f"{settings.events_outbound_stream}: {told}\n"
+    )
 
 
 async def _apply_and_describe(repository: Repository, plan: dict[str, Any], case: PatientCase, now: datetime) -> str:

@@ -35,6 +35,21 @@ class Settings(BaseSettings):
     load_pathways_on_start: bool = True
     migrate_on_start: bool = Field(default=True, description="apply schema migrations when the API starts")
     log_level: str = "INFO"
+    # -- events (Redis Streams; contracts/events/) ------------------------------------------------------------
+    events_inbound_stream: str = Field(default="carepath:inbound", description="CloudEvents in")
+    events_outbound_stream: str = Field(default="carepath:events", description="CloudEvents out (the outbox relay)")
+    events_dead_stream: str = Field(default="carepath:inbound:dead", description="dead letters of the inbound stream")
+    events_group: str = Field(default="carepath", description="consumer group on the inbound stream")
+    events_source: str = Field(default="urn:carepath", description="CloudEvents source of outbound events")
+    events_claim_idle_ms: int = Field(default=30000, description="reclaim entries idle this long (XAUTOCLAIM)")
+    events_max_attempts: int = Field(default=5, description="transient failures before an entry is dead-lettered")
+    events_retry_base_ms: int = Field(default=200, description="first retry delay, doubled each attempt")
+    events_block_ms: int = Field(default=1000, description="XREADGROUP block time (real Redis)")
+    events_poll_ms: int = Field(default=100, description="idle poll interval of relay and embedded consumer")
+    events_batch: int = Field(default=64, description="entries read, or outbox rows relayed, per round")
+    events_concurrency: int = Field(default=4, description="patients processed in parallel by one consumer")
+    events_outbound_maxlen: int = Field(default=100000, description="approximate MAXLEN of the outbound stream")
+    events_embedded: bool = Field(default=True, description="without redis_url, serve runs consumer and relay")
     timezone: str = Field(default="Europe/Paris", description="the hospital's time zone: what 'overdue' and 'today' "
                           "mean on the worklist (an IANA name)")  # fmt: skip
     app_session_secret: str = Field(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from apply_support import ASSESS, INFORM, PLAN_URL, REFER, canonical, ecog_observation, pathway
+from sqlalchemy import event
 
 from carepath.service.apply import apply_plan
 from carepath.service.apply_definitions import stored_definitions
@@ -87,3 +88,27 @@ async def test_unpinned_references_are_resolved_on_every_call(repository: Reposi
     assert first.resolver.resolve(ASSESS["url"])["version"] == "1.0.0"  # type: ignore[index]
     assert second.resolver.resolve(ASSESS["url"])["version"] == "1.1.0"  # type: ignore[index]
     assert second.root["url"] == PLAN_URL
+
+
+async def test_unpinned_references_are_resolved_in_one_query(repository: Repository) -> None:
+    """Three unpinned canonicals (one unknown): one SELECT on the url index, each resolved to its newest version."""
+    plan = pathway()
+    plan["action"] = [{**action, "definitionCanonical": definition["url"]}
+                      for action, definition in zip(plan["action"], (ASSESS, REFER, INFORM), strict=True)]  # fmt: skip
+    plan["action"][2]["definitionCanonical"] = f"{INFORM['url']}-unknown"
+    ids = await _store(repository, ASSESS, {**ASSESS, "version": "1.1.0"}, REFER, plan)
+    statements: list[str] = []
+
+    def listener(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    event.listen(repository.engine.sync_engine, "before_cursor_execute", listener)
+    try:
+        async with repository.reader() as tx:
+            definitions = await stored_definitions(repository, tx, "PlanDefinition", ids[3])
+    finally:
+        event.remove(repository.engine.sync_engine, "before_cursor_execute", listener)
+    assert len([s for s in statements if "sp_uri" in s]) == 1
+    assert definitions.resolver.resolve(ASSESS["url"])["version"] == "1.1.0"  # type: ignore[index]
+    assert definitions.resolver.resolve(REFER["url"]) is not None
+    assert definitions.resolver.resolve(f"{INFORM['url']}-unknown") is None

@@ -176,9 +176,20 @@ async def test_cql_condition_is_not_supported_and_named(client: httpx.AsyncClien
     plan = await create(client, cql)
     patient_id = await _patient(client)
     response = await post_apply(client, f"PlanDefinition/{plan['id']}", parameters(subject(patient_id)))
-    outcome = assert_outcome(response, 422, expression="PlanDefinition.action[1].condition[0]")
+    outcome = assert_outcome(response, 422, expression="PlanDefinition.action[1].condition[0].expression")
     assert outcome["issue"][0]["code"] == "not-supported"
     assert "text/cql" in outcome["issue"][0]["diagnostics"]
+
+
+async def test_an_expression_naming_an_undefined_variable_is_a_422_naming_it(client: httpx.AsyncClient) -> None:
+    """The content's fault, not the request's (it used to be a 400)."""
+    await store_pathway(client)
+    broken = pathway(version="3.0.0", frail_condition="%noSuchVariable >= 3")
+    plan = await create(client, broken)
+    patient_id = await _patient(client)
+    response = await post_apply(client, f"PlanDefinition/{plan['id']}", parameters(subject(patient_id)))
+    outcome = assert_outcome(response, 422, expression="PlanDefinition.action[1].condition[0]")
+    assert "noSuchVariable" in outcome["issue"][0]["diagnostics"]
 
 
 async def test_missing_subject_is_400(client: httpx.AsyncClient) -> None:

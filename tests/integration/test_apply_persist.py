@@ -168,3 +168,40 @@ async def test_engine_warnings_come_back_in_a_referenced_outcome(client: httpx.A
         assert warning["expression"] == ["PlanDefinition.action[2].relatedAction[0]"]
     assert len(await stored(client, "CarePlan")) == 1
     assert canonical(ASSESS) in {t.get("instantiatesCanonical") for t in await stored(client, "Task")}
+
+
+async def test_categorised_goals_and_actions_without_definition_can_be_persisted(client: httpx.AsyncClient) -> None:
+    """A PlanDefinition goal with a category (R4: Goal.category is a list) used to make persist answer 422; an
+    action with neither definition nor sub-actions was stored as a RequestGroup action breaking rqg-1."""
+    await store_pathway(client)
+    goal = {"id": "comfort", "category": {"text": "symptom control"}, "description": {"text": "Pain under control"},
+            "start": {"text": "pathway start"}, "target": [{"measure": {"text": "pain score"},
+            "detailRange": {"high": {"value": 3}}, "due": {"value": 2, "unit": "weeks",
+            "system": "http://unitsofmeasure.org", "code": "wk"}}]}  # fmt: skip
+    plan = pathway(version="4.0.0")
+    plan["goal"] = [goal]
+    plan["action"].append({"id": "talk", "title": "Discuss goals of care", "goalId": ["comfort"]})
+    stored_plan = await create(client, plan)
+    patient_id = await _frail_patient(client)
+    careplan = await apply_ok(client, f"PlanDefinition/{stored_plan['id']}", parameters(subject(patient_id), PERSIST))
+    (goal_ref,) = careplan["goal"]
+    stored_goal = (await client.get(f"/fhir/{goal_ref['reference']}")).json()
+    assert stored_goal["category"] == [{"text": "symptom control"}] and "startDate" not in stored_goal
+    assert stored_goal["target"][0]["dueDuration"]["code"] == "wk"
+    group = (await client.get(f"/fhir/{careplan['activity'][0]['reference']['reference']}")).json()
+    assert all(("resource" in a) != ("action" in a) for a in group["action"])
+    talk = next(a for a in group["action"] if a["id"] == "talk")
+    task = (await client.get(f"/fhir/{talk['resource']['reference']}")).json()
+    assert task["description"] == "Discuss goals of care" and (task["status"], task["intent"]) == ("requested", "order")
+
+
+async def test_persisted_requests_stay_proposals_and_tasks_are_orders(client: httpx.AsyncClient) -> None:
+    _, careplan, _ = await _persisted(client)
+    tasks = await stored(client, "Task", **{"based-on": f"CarePlan/{careplan['id']}"})
+    assert {t["intent"] for t in tasks} == {"order"} and {t["status"] for t in tasks} <= {"requested", "draft"}
+    held = [t for t in tasks if t["status"] == "draft"]
+    assert held and all(any(e["url"] == WAITS_FOR for e in t["extension"]) for t in held)
+    (referral,) = await stored(client, "ServiceRequest")
+    assert (referral["status"], referral["intent"]) == ("draft", "option")
+    (letter,) = await stored(client, "CommunicationRequest")
+    assert letter["status"] == "draft" and "intent" not in letter

@@ -23,6 +23,7 @@ from carepath.store.repository import Repository
 
 PATHWAYS = Path(__file__).resolve().parents[2] / "pathways"
 PLAN_URL = "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
+SHIPPED = "1.1.0"  # the shipped PlanDefinition's version
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ async def test_loading_twice_changes_nothing(repository: Repository) -> None:
     second = await load_pathways(repository, PATHWAYS)
     assert first.created and not first.unchanged
     assert second.unchanged == first.created and not second.created
-    assert await _plan_versions(repository) == ["1.0.0"]
+    assert await _plan_versions(repository) == [SHIPPED]
 
 
 async def test_changed_content_under_the_same_version_is_refused(repository: Repository, tmp_path: Path) -> None:
@@ -67,7 +68,7 @@ async def test_changed_content_under_the_same_version_is_refused(repository: Rep
     with pytest.raises(BusinessRuleViolation, match="new version"):
         await load_pathways(repository, _copy_pathways(tmp_path / "changed", retitle))
     async with repository.reader() as tx:
-        stored = await tx.find_definition("PlanDefinition", f"{PLAN_URL}|1.0.0")
+        stored = await tx.find_definition("PlanDefinition", f"{PLAN_URL}|{SHIPPED}")
     assert stored is not None and stored["title"] != "Silently changed"
 
 
@@ -76,17 +77,17 @@ async def test_a_new_version_leaves_running_careplans_on_theirs(repository: Repo
 
     def bump(resource: dict[str, Any]) -> dict[str, Any]:
         if resource["resourceType"] == "PlanDefinition":
-            resource["version"] = "1.1.0"
+            resource["version"] = "9.0.0"
         return resource
 
     report = await load_pathways(repository, _copy_pathways(tmp_path / "v11", bump))
-    assert any("1.1.0" in label for label in report.created)
-    assert await _plan_versions(repository) == ["1.0.0", "1.1.0"]
+    assert any("9.0.0" in label for label in report.created)
+    assert await _plan_versions(repository) == [SHIPPED, "9.0.0"]
     async with repository.reader() as tx:
-        old = await tx.find_definition("PlanDefinition", f"{PLAN_URL}|1.0.0")
+        old = await tx.find_definition("PlanDefinition", f"{PLAN_URL}|{SHIPPED}")
         newest = await tx.find_definition("PlanDefinition", PLAN_URL)
-    assert old is not None and old["version"] == "1.0.0"  # a CarePlan's url|1.0.0 still resolves
-    assert newest is not None and newest["version"] == "1.1.0"  # an unversioned canonical gets the newest
+    assert old is not None and old["version"] == SHIPPED  # a CarePlan's url|version still resolves
+    assert newest is not None and newest["version"] == "9.0.0"  # an unversioned canonical gets the newest
 
 
 def test_cli_loads_and_reports(

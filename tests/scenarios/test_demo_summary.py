@@ -18,7 +18,7 @@ def _render(key: str) -> str:
     content = load_pathway_files(PATHWAYS)
     plan = next(r for r in content if r["resourceType"] == "PlanDefinition")
     case = sample_case(key)
-    ctx = ApplyContext(subject=f"Patient/{key}", now=NOW, data=case.bundle(NOW))
+    ctx = ApplyContext(subject=f"Patient/{key}", now=NOW, data=case.bundle(NOW), persist=True)  # as the demo does
     result = apply_plan_definition(plan, DictResolver(content), ctx)
     return render_summary(f"{case.key} {case.title}", result.applicable, summarise(result, plan))
 
@@ -30,10 +30,10 @@ def test_p08_summary_shows_priority_due_date_reason_and_holds() -> None:
     assert lines[1].startswith("  Pathway started because: Progression, or a cancer treatment stopped")
     assert lines[2] == "  16 tasks, 8 urgent:"
     rcp = next(i for i, line in enumerate(lines) if line.lstrip().startswith("S05"))
-    assert "URGENT" in lines[rcp] and "due 2025-03-29" in lines[rcp]
+    assert "URGENT" in lines[rcp] and "due 2025-03-08" in lines[rcp]  # urgent: the next weekly RCP, T0 + 7 d
     assert lines[rcp + 1].strip() == "ServiceRequest: tumor-board-review Multidisciplinary tumour board (RCP) review"
     assert lines[rcp + 2].strip() == "priority: urgent when the latest pain score is 7/10 or more"
-    assert lines[rcp + 3].strip() == "waits for: S02, S04 (status draft)"
+    assert lines[rcp + 3].strip() == "waits for: S02, S04 (this task's status: draft)"
     pain = next(i for i, line in enumerate(lines) if line.lstrip().startswith("S07b"))
     assert lines[pain + 2].strip() == "why: The latest pain score is 7/10 or more."
 

@@ -61,7 +61,7 @@ TASK_STEPS = {"S02", "S07", "S08", "S10", "S16", "S17", "S18"}
 NOTIFICATION_STEPS = {"S01", "S19"}
 # §4.3 due dates from T0 in days: one number, or (urgent, routine).
 DUE_DAYS: dict[str, int | tuple[int, int]] = {
-    "S01": 2, "S02": 7, "S03": 14, "S04": 7, "S05": 28, "S06": (3, 14), "S07": (1, 7), "S07b": 3, "S08": 7,
+    "S01": 2, "S02": 7, "S03": 14, "S04": 7, "S05": (7, 28), "S06": (3, 14), "S07": (1, 7), "S07b": 3, "S08": 7,
     "S09": (7, 28), "S10": 7, "S11": (7, 14), "S12": 28, "S13": 28, "S15": (7, 0),
 }  # fmt: skip
 AFTER_RCP_DAYS = {"S14": 14, "S15": 14, "S16": 14, "S17": 14, "S18": 14, "S19": 2}
@@ -79,11 +79,13 @@ def applied(content: list[dict[str, Any]]) -> dict[str, ApplyResult]:
 
 
 def apply(
-    content: list[dict[str, Any]], bundle: dict[str, Any], parameters: dict[str, Any] | None = None
-) -> ApplyResult:
+    content: list[dict[str, Any]], bundle: dict[str, Any], parameters: dict[str, Any] | None = None,
+    *, persist: bool = True,
+) -> ApplyResult:  # fmt: skip
     plan = next(r for r in content if r.get("url") == PLAN_URL)
     patient = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
-    ctx = ApplyContext(subject=f"Patient/{patient}", now=NOW, data=bundle, parameters=parameters)
+    # persist=True: the scenarios describe the worklist a persisted $apply stores (Tasks ordered, requests proposed)
+    ctx = ApplyContext(subject=f"Patient/{patient}", now=NOW, data=bundle, parameters=parameters, persist=persist)
     return apply_plan_definition(plan, DictResolver(content), ctx)
 
 
@@ -140,7 +142,7 @@ def test_the_expected_steps_are_generated_with_their_priorities(applied: dict[st
 def test_each_step_has_its_code_kind_due_date_and_holds(applied: dict[str, ApplyResult], key: str) -> None:
     steps = by_step(applied[key])
     rcp_due = steps["S05"].due
-    assert rcp_due == NOW + timedelta(days=28)
+    assert rcp_due == NOW + timedelta(days=7 if steps["S05"].priority == U else 28)  # next weekly / next session
     for step, item in steps.items():
         assert (item.system, item.code) == expected_code(key, step), step
         assert item.kind == expected_kind(step), step
@@ -162,6 +164,40 @@ def test_every_request_has_one_companion_task_with_the_same_priority(applied: di
     tasks = [r for r in contained if r["resourceType"] == "Task"]
     assert len(tasks) == len(EXPECTED[key])
     assert len(requests) == len(set(EXPECTED[key]) - TASK_STEPS)
+
+
+@pytest.mark.parametrize("key", CASES)
+def test_requests_are_proposed_and_tasks_ordered_once_persisted(applied: dict[str, ApplyResult], key: str) -> None:
+    """The worklist convention: Tasks `order`, `requested` or `draft` while held; no request is an active order."""
+    for resource in applied[key].careplan["contained"]:
+        kind = resource["resourceType"]
+        if kind == "Task":
+            assert resource["intent"] == "order" and resource["status"] in ("requested", "draft")
+        elif kind in ("ServiceRequest", "CommunicationRequest"):
+            assert resource["status"] == "draft" and resource.get("intent", "option") == "option"
+
+
+def test_a_transient_result_has_every_resource_the_request_group_points_to_as_an_option(
+    content: list[dict[str, Any]],
+) -> None:
+    """R4 RequestGroup: the resources its actions point to SHALL have intent option (CommunicationRequest has
+    no intent: status draft)."""
+    result = apply(content, sample_case("P08").bundle(NOW), persist=False)
+    contained = {f"#{r['id']}": r for r in result.careplan["contained"]}
+    pointed = [
+        contained[ref] for ref in _action_resources(contained[result.careplan["activity"][0]["reference"]["reference"]])
+    ]
+    assert len(pointed) == len(EXPECTED["P08"])
+    for resource in pointed:
+        assert resource["status"] == "draft" and resource.get("intent", "option") == "option", resource["id"]
+
+
+def _action_resources(group: dict[str, Any]) -> list[str]:
+    def walk(actions: list[dict[str, Any]]) -> list[str]:
+        return [ref for a in actions for ref in ([a["resource"]["reference"]] if "resource" in a else [])
+                + walk(a.get("action", []))]  # fmt: skip
+
+    return walk(group.get("action", []))
 
 
 @pytest.mark.parametrize("key", CASES)

@@ -23,9 +23,12 @@ FORBIDDEN = {
              "carepath.web", *IO_LIBRARIES),
     "content": ("carepath.store", "carepath.service", "carepath.api", "carepath.web", *IO_LIBRARIES),
     "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.web"),
-    "service": ("carepath.api", "carepath.web", "fastapi", "starlette"),
+    "service": ("carepath.api", "carepath.events", "carepath.web", "fastapi", "starlette", "redis", "fakeredis"),
+    # the event transport calls the use cases; it renders no HTTP and never reaches past them into the engine
+    "events": ("carepath.api", "carepath.engine", "carepath.web", "fastapi", "starlette"),
     "web": ("sqlalchemy", "asyncpg", "aiosqlite", "redis", "fakeredis"),
-    "web/views": ("carepath.store", "carepath.service", "carepath.api", "jinja2", "itsdangerous", *IO_LIBRARIES),
+    "web/views": ("carepath.store", "carepath.service", "carepath.api", "carepath.events", "jinja2", "itsdangerous",
+                  *IO_LIBRARIES),
 }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,10 +12,12 @@ from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 
 from carepath import __version__
-from carepath.api import operations, rest
+from carepath.api import health, operations, rest
 from carepath.api.errors import install_error_handlers
 from carepath.api.middleware import HttpConventions
 from carepath.api.state import AppState
+from carepath.events.streams import connect
+from carepath.events.worker import default_duties, run_duties
 from carepath.settings import Settings, get_settings
 from carepath.store.database import create_engine
 from carepath.store.migrate import upgrade_async
@@ -37,15 +40,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await upgrade_async(url, settings.database_schema)
         engine = create_engine(url, schema=settings.database_schema)
         repository = Repository(engine)
-        app.state.carepath = AppState(settings, repository)
+        streams = connect(settings)
+        app.state.carepath = AppState(settings, repository, streams)
         if settings.load_pathways_on_start:
             from carepath.service.pathways import load_pathways
 
             report = await load_pathways(repository, settings.effective_pathways_dir)
             log.info("pathways: %s", report.summary())
+        stop = asyncio.Event()
+        # Embedded mode: without a Redis server, this process also runs the worker's duties on the substitute.
+        embedded = not settings.redis_url and settings.events_embedded
+        worker = asyncio.create_task(run_duties(default_duties(repository, streams), stop)) if embedded else None
         try:
             yield
         finally:
+            stop.set()
+            if worker is not None:
+                await worker
+            await streams.close()
             await engine.dispose()
 
     # FastAPIOffline: /docs loads Swagger UI from assets shipped in the fastapi-offline package, not from a CDN,
@@ -60,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/app/static", web.static_files(), name="app-static")
     app.include_router(operations.router)
     app.include_router(rest.router)
+    app.include_router(health.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

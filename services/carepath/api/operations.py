@@ -1,4 +1,6 @@
-"""Operation routes ($apply). Registered before the generic REST routes so `/{type}/{id}` does not catch them."""
+"""Operation routes ($apply, $data-requirements).
+
+Registered before the generic REST routes so `/{type}/{id}` does not catch them."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from carepath.api.http import check_acceptable, json_response, read_resource_bod
 from carepath.api.state import app_state
 from carepath.errors import MethodNotAllowed
 from carepath.service.apply import ApplyResponse, apply_activity, apply_plan
+from carepath.service.data_requirements import plan_data_requirements
 from carepath.service.interactions import check_id
 from carepath.service.parameters import OperationInput, from_parameters, from_query
 
@@ -47,8 +50,21 @@ async def plan_apply_instance(request: Request, plan_id: str) -> Response:
     return await _apply_plan(request, check_id(plan_id))
 
 
+@router.post("/ActivityDefinition/$apply")
+@router.get("/ActivityDefinition/$apply")
+async def activity_apply_type(request: Request) -> Response:
+    inputs = await _inputs(request)
+    return _render(await apply_activity(app_state(request).repository, None, inputs))
+
+
 @router.post("/ActivityDefinition/{activity_id}/$apply")
 @router.get("/ActivityDefinition/{activity_id}/$apply")
 async def activity_apply(request: Request, activity_id: str) -> Response:
     inputs = await _inputs(request)
     return _render(await apply_activity(app_state(request).repository, check_id(activity_id), inputs))
+
+
+@router.get("/PlanDefinition/{plan_id}/$data-requirements")
+async def plan_data_requirements_route(request: Request, plan_id: str) -> Response:
+    check_acceptable(request)
+    return json_response(await plan_data_requirements(app_state(request).repository, check_id(plan_id)))

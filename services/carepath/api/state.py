@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from carepath.events.streams import Streams
 from carepath.settings import Settings
 from carepath.store.repository import Repository
 
@@ -14,6 +15,7 @@ from carepath.store.repository import Repository
 class AppState:
     settings: Settings
     repository: Repository
+    streams: Streams  # the event streams (a real Redis, or the in-process substitute)
 
 
 def app_state(request: Request) -> AppState:

@@ -143,7 +143,7 @@ def _line(item: TaskSummary, shared: set[str]) -> list[str]:
     if item.urgent_because:
         lines.append(f"        priority: {item.urgent_because}")
     if item.waits_for:
-        lines.append(f"        waits for: {', '.join(item.waits_for)} (status {item.status})")
+        lines.append(f"        waits for: {', '.join(item.waits_for)} (this task's status: {item.status})")
     return lines
 
 

@@ -1,8 +1,8 @@
 """ActivityDefinition -> request resource (R4 ActivityDefinition/$apply), without the dynamic values.
 
 `kind` decides the resource; content without a kind (e.g. the spec's chemotherapy order templates) is a
-MedicationRequest when it names a product or dosage, else a Task. The request is an `order` (`active`, a Task
-`requested`), or an `option` in `draft` when it is one of several choices (exactly-one, at-most-one, any...).
+MedicationRequest when it names a product or dosage, else a Task. Status and intent follow `lifecycle` and, for
+what a RequestGroup action points to, `action_intent`: no request but a Task is ever an order.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from carepath.engine.context import ApplyContext
 from carepath.engine.timing import Interval, format_instant, parse_instant
-from carepath.errors import InvalidRequest, NotSupported
+from carepath.errors import BusinessRuleViolation, NotSupported
 
 TASK_CODE_SYSTEM = "http://hl7.org/fhir/CodeSystem/task-code"
 SUPPORTED_KINDS = ("Task", "ServiceRequest", "CommunicationRequest", "MedicationRequest")
@@ -107,12 +107,14 @@ def _medication(activity: dict[str, Any], where: str) -> dict[str, Any]:
         medication = contained.get(product["reference"])
         if medication and medication.get("code"):
             return {"medicationCodeableConcept": medication["code"]}
-        raise InvalidRequest("productReference points to no contained Medication with a code", expression=(where,))
+        raise BusinessRuleViolation(
+            "productReference points to no contained Medication with a code", expression=(where,)
+        )
     if product:
         return {"medicationReference": product}
     if activity.get("code"):
         return {"medicationCodeableConcept": activity["code"]}
-    raise InvalidRequest("A MedicationRequest definition needs product[x] or code", expression=(where,))
+    raise BusinessRuleViolation("A MedicationRequest definition needs product[x] or code", expression=(where,))
 
 
 def _medication_request(
@@ -136,24 +138,37 @@ _BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any], Performers, Apply
 }  # fmt: skip
 
 
-def lifecycle(resource_type: str, option: bool) -> tuple[str, str]:
-    """(status, intent): options are proposed (draft/option), everything else is ordered."""
-    if option:
-        return "draft", "option"
-    return ("requested" if resource_type == "Task" else "active"), "order"
+Intent = Literal["option", "order"]
+
+
+def lifecycle(resource_type: str, intent: Intent) -> dict[str, str]:
+    """status and intent. Only a Task is ever an `order` (`requested`); any other request asked for as an order is a
+    `proposal` in `draft` (carepath proposes, clinicians decide: nothing that could start a treatment is generated
+    as an active order), an option is an `option` in `draft`; R4 CommunicationRequest has no intent, so its
+    `draft` status alone marks it proposed."""
+    if intent == "order" and resource_type == "Task":
+        return {"status": "requested", "intent": "order"}
+    if resource_type == "CommunicationRequest":
+        return {"status": "draft"}
+    return {"status": "draft", "intent": "proposal" if intent == "order" else intent}
+
+
+def action_intent(resource_type: str, *, option: bool, persist: bool) -> Intent:
+    """What a resource a RequestGroup action points to is: R4 says such resources SHALL be `option`s (the
+    RequestGroup is the plan that orders them), which is what a transient `$apply` returns. Persisted, the
+    Tasks become the worklist's orders, except those proposed as one of several choices; the requests stay
+    options."""
+    return "order" if persist and not option and resource_type == "Task" else "option"
 
 
 def build_request(
-    activity: dict[str, Any], ctx: ApplyContext, *, option: bool, participants: list[dict[str, Any]], where: str
+    activity: dict[str, Any], ctx: ApplyContext, *, intent: Intent, participants: list[dict[str, Any]], where: str
 ) -> dict[str, Any]:
     """The request an ActivityDefinition describes for this subject (no ids, timing or dynamic values yet)."""
     kind = request_kind(activity)
     if kind not in _BUILDERS:
         raise NotSupported(f"ActivityDefinition kind {kind!r} is not supported by $apply", expression=(where,))
-    status, intent = lifecycle(kind, option)
-    out: dict[str, Any] = {"resourceType": kind, "status": status, "intent": intent}
-    if kind == "CommunicationRequest":
-        del out["intent"]  # R4 CommunicationRequest has no intent: an option shows only as status draft
+    out: dict[str, Any] = {"resourceType": kind, **lifecycle(kind, intent)}
     canonical = canonical_of(activity)
     if canonical and kind == "Task":
         out["instantiatesCanonical"] = canonical
@@ -179,15 +194,9 @@ def _common(out: dict[str, Any], ctx: ApplyContext) -> None:
         out["requester"] = {"reference": requester}
 
 
-def plain_task(ctx: ApplyContext, *, option: bool, description: str | None) -> dict[str, Any]:
+def plain_task(ctx: ApplyContext, *, intent: Intent, description: str | None) -> dict[str, Any]:
     """A Task that is not built from an ActivityDefinition (Questionnaire, definitionUri, companion Task)."""
-    status, intent = lifecycle("Task", option)
-    out: dict[str, Any] = {
-        "resourceType": "Task",
-        "status": status,
-        "intent": intent,
-        "for": {"reference": ctx.subject},
-    }
+    out: dict[str, Any] = {"resourceType": "Task", **lifecycle("Task", intent), "for": {"reference": ctx.subject}}
     if description:
         out["description"] = description
     _common(out, ctx)
@@ -196,7 +205,7 @@ def plain_task(ctx: ApplyContext, *, option: bool, description: str | None) -> d
 
 def companion_task(request: dict[str, Any], request_id: str, ctx: ApplyContext, option: bool) -> dict[str, Any]:
     """carepath's worklist is Task-based: a `fulfill` Task for every request that is not itself a Task."""
-    task = plain_task(ctx, option=option, description=None)
+    task = plain_task(ctx, intent="option" if option else "order", description=None)
     task["code"] = {"coding": [{"system": TASK_CODE_SYSTEM, "code": "fulfill"}]}
     task["focus"] = {"reference": f"#{request_id}"}
     for key in ("priority",):
@@ -242,5 +251,5 @@ def read_interval(resource: dict[str, Any]) -> Interval | None:
             parse_instant(period["start"]) if period.get("start") else None,
             parse_instant(period["end"]) if period.get("end") else None,
         )
-    except ValueError as exc:
-        raise InvalidRequest(f"A dynamic value produced an invalid date: {exc}") from exc
+    except (ValueError, OverflowError) as exc:
+        raise BusinessRuleViolation(f"A dynamic value produced an invalid date: {exc}") from exc

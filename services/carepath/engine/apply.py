@@ -8,11 +8,12 @@ from carepath.engine.activity import build_request, set_interval
 from carepath.engine.assemble import careplan
 from carepath.engine.build import apply_dynamic_values, build_all
 from carepath.engine.context import ApplyContext, ApplyResult, DefinitionResolver
-from carepath.engine.expressions import Scope
+from carepath.engine.expressions import Scope, refuse_unsupported
 from carepath.engine.nodes import collect_plan
 from carepath.engine.run import Run
 from carepath.engine.timing import Interval, own_interval
-from carepath.errors import InvalidRequest
+from carepath.errors import BusinessRuleViolation, InvalidRequest
+from carepath.fhir.invariants import invariant_issues
 
 
 def _require(resource: dict[str, Any], resource_type: str) -> None:
@@ -26,7 +27,9 @@ def apply_plan_definition(plan: dict[str, Any], resolver: DefinitionResolver, ct
     run = Run(ctx, resolver)
     top = collect_plan(run, plan, "PlanDefinition", owner=None, stack=(), option=False)
     nodes = build_all(run, top)
-    return ApplyResult(careplan(run, top, nodes), applicable=bool(top.roots), issues=run.issues)
+    result = careplan(run, top, nodes)
+    check_invariants(result)
+    return ApplyResult(result, applicable=bool(top.roots), issues=run.issues)
 
 
 def apply_activity_definition(
@@ -34,9 +37,29 @@ def apply_activity_definition(
 ) -> dict[str, Any]:
     """Apply an ActivityDefinition on its own (ActivityDefinition/$apply): the request resource, not contained."""
     _require(activity, "ActivityDefinition")
+    refuse_unsupported(activity, "ActivityDefinition")
     run = Run(ctx, resolver)
-    request = build_request(activity, ctx, option=False, participants=[], where="ActivityDefinition")
-    set_interval(request, own_interval(activity, ctx.now, None, "ActivityDefinition") or Interval(ctx.now, None))
+    request = build_request(activity, ctx, intent="order", participants=[], where="ActivityDefinition")
+    try:
+        own = own_interval(activity, ctx.now, None, "ActivityDefinition")
+    except OverflowError as exc:
+        raise BusinessRuleViolation(
+            "The timing leads out of the range of dates", expression=("ActivityDefinition",)
+        ) from exc
+    set_interval(request, own or Interval(ctx.now, None))
     scope = Scope.of(run.evaluator, None, activity, "ActivityDefinition")
     apply_dynamic_values(activity, scope, "ActivityDefinition", request)
+    check_invariants(request)
     return request
+
+
+def check_invariants(resource: dict[str, Any]) -> None:
+    """The R4 invariants the models do not check, before anything generated is returned or stored: a violation
+    is the content's doing (a dynamicValue writing an empty string, a Period ending before it starts...)."""
+    issues = invariant_issues(resource)
+    if issues:
+        head = issues[0]
+        raise BusinessRuleViolation(
+            f"Applying the definition produced an invalid {resource['resourceType']}: {head.diagnostics}",
+            expression=head.expression, issues=issues[1:],
+        )  # fmt: skip

@@ -3,7 +3,6 @@ every generated request, Task and Goal, all linked by `#id` references."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from carepath.engine.activity import Performers
@@ -11,9 +10,10 @@ from carepath.engine.explain import ACTION_TRIGGER
 from carepath.engine.expressions import VARIABLE_EXTENSION
 from carepath.engine.nodes import Frame, Node
 from carepath.engine.run import Run
-from carepath.engine.timing import duration, format_instant
+from carepath.engine.timing import format_instant
 
 ACTION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/action-type"
+_CREATE = {"coding": [{"system": ACTION_TYPE_SYSTEM, "code": "create"}]}
 _COPIED = (
     "prefix", "title", "description", "textEquivalent", "priority", "code", "documentation", "type",
     "timingDateTime", "timingAge", "timingPeriod", "timingDuration", "timingRange", "timingTiming",
@@ -42,10 +42,14 @@ def _request_group_action(run: Run, node: Node, groups: list[dict[str, Any]]) ->
     resource_id = (
         node.main["id"] if node.main else _request_group(run, node.subframe, groups) if node.subframe else None
     )
-    if resource_id:
-        out["resource"] = {"reference": f"#{resource_id}"}
-        out.setdefault("type", {"coding": [{"system": ACTION_TYPE_SYSTEM, "code": "create"}]})
     children = [_request_group_action(run, child, groups) for child in node.children]
+    if resource_id:
+        create = {"reference": f"#{resource_id}"}
+        if children:  # rqg-1: resource or sub-actions, not both; the action's own resource goes first
+            children.insert(0, {"title": node.label, "resource": create, "type": _CREATE})
+        else:
+            out["resource"] = create
+            out.setdefault("type", _CREATE)
     if children:
         out["action"] = children
     return out
@@ -68,28 +72,35 @@ def _request_group(run: Run, frame: Frame, groups: list[dict[str, Any]]) -> str:
     return str(group["id"])
 
 
-def _goal(run: Run, frame: Frame, goal: dict[str, Any], goal_id: str) -> dict[str, Any]:
+def _goal(run: Run, goal: dict[str, Any], goal_id: str) -> dict[str, Any]:
+    """R4 PlanDefinition.goal -> Goal. `start` is a CodeableConcept (an event such as "pathway start"), so it
+    becomes Goal.startCodeableConcept; no start date is invented. Targets keep `measure` and `detail[x]`; a
+    target's `due` (a Duration after the goal's start) is Goal.target.dueDuration: a dueDate would need a start
+    date, which a PlanDefinition goal never gives."""
     out: dict[str, Any] = {
         "resourceType": "Goal",
         "id": goal_id,
         "lifecycleStatus": "active",
         "description": goal.get("description") or {"text": "Goal"},
         "subject": {"reference": run.ctx.subject},
-        "startDate": run.ctx.now.date().isoformat(),
     }
-    for key in ("category", "priority", "addresses"):
+    if goal.get("category"):
+        out["category"] = [goal["category"]]  # PlanDefinition.goal.category 0..1, Goal.category 0..*
+    for key in ("priority", "addresses"):
         if goal.get(key):
             out[key] = goal[key]
-    targets = [_goal_target(run.ctx.now, t, f"{frame.path}.goal.target") for t in goal.get("target", [])]
+    if goal.get("start"):
+        out["startCodeableConcept"] = goal["start"]
+    targets = [_goal_target(t) for t in goal.get("target", [])]
     if targets:
         out["target"] = targets
     return out
 
 
-def _goal_target(now: datetime, target: dict[str, Any], where: str) -> dict[str, Any]:
+def _goal_target(target: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in target.items() if k != "due"}
     if "due" in target:
-        out["dueDate"] = (now + duration(target["due"], where)).date().isoformat()
+        out["dueDuration"] = target["due"]
     return out
 
 
@@ -100,7 +111,7 @@ def _goals(run: Run, frame: Frame) -> list[dict[str, Any]]:
         key = str(goal.get("id") or f"goal[{k}]")
         if key not in frame.goal_ids:
             frame.goal_ids[key] = run.new_id("Goal")
-        goals.append(_goal(run, frame, goal, frame.goal_ids[key]))
+        goals.append(_goal(run, goal, frame.goal_ids[key]))
     return goals
 
 

@@ -14,11 +14,13 @@ from datetime import date
 from typing import Any
 
 from carepath.engine.activity import (
+    action_intent,
     build_request,
     canonical_of,
     companion_task,
     plain_task,
     read_interval,
+    request_kind,
     set_interval,
 )
 from carepath.engine.explain import PERTAINS_TO_GOAL, WAITS_FOR, Reason, add_extension, explain
@@ -28,6 +30,7 @@ from carepath.engine.nodes import Frame, Node
 from carepath.engine.paths import set_path
 from carepath.engine.run import Run
 from carepath.engine.timing import Interval, combine, own_interval, related_interval
+from carepath.errors import BusinessRuleViolation
 
 WAITING_RELATIONS = frozenset({"after", "after-end"})
 BLOCKING_RELATIONS = frozenset({"before", "before-start"})  # the predecessor waits for this action
@@ -88,20 +91,25 @@ def _main_resource(run: Run, node: Node) -> dict[str, Any] | None:
     """The resource an action's definition describes (a nested plan yields a RequestGroup, built later)."""
     action, definition, ctx = node.action, node.definition, run.ctx
     title = action.get("title") or action.get("description")
+    task_intent = action_intent("Task", option=node.option, persist=ctx.persist)
     if definition is None:
-        if not action.get("definitionUri"):
-            return None
-        task = plain_task(ctx, option=node.option, description=title)
-        task["instantiatesUri"] = action["definitionUri"]
+        if node.subframe is not None or (node.children and not action.get("definitionUri")):
+            return None  # a nested plan (its RequestGroup comes later) or a group of actions
+        # A definitionUri, or an action with neither a definition nor sub-actions: a Task from its title or
+        # description (and its dynamicValues), so that the RequestGroup action has a resource (rqg-1).
+        task = plain_task(ctx, intent=task_intent, description=node.label)
+        if action.get("definitionUri"):
+            task["instantiatesUri"] = action["definitionUri"]
         return task
     if definition["resourceType"] == "Questionnaire":
-        task = plain_task(ctx, option=node.option, description=title or definition.get("title"))
+        task = plain_task(ctx, intent=task_intent, description=title or definition.get("title"))
         focus = {"reference": f"Questionnaire/{definition['id']}"} if definition.get("id") else {}
         task["focus"] = {**focus, "display": definition.get("title") or canonical_of(definition) or "Questionnaire"}
         if canonical_of(definition):
             task["input"] = [{"type": {"text": "questionnaire"}, "valueCanonical": canonical_of(definition)}]
         return task
-    request = build_request(definition, ctx, option=node.option, participants=list(action.get("participant", [])),
+    intent = action_intent(request_kind(definition), option=node.option, persist=ctx.persist)
+    request = build_request(definition, ctx, intent=intent, participants=list(action.get("participant", [])),
                             where=f"{node.path}.definitionCanonical")  # fmt: skip
     if request["resourceType"] == "Task" and title:
         request["description"] = title  # the pathway step's own title is the worklist label
@@ -138,7 +146,12 @@ def _data_requirements(node: Node, task: dict[str, Any]) -> None:
 
 
 def _build(run: Run, node: Node) -> None:
-    interval = _interval(run, node)
+    try:
+        interval = _interval(run, node)
+    except OverflowError as exc:  # e.g. an offset after a timingDateTime at the end of year 9999
+        raise BusinessRuleViolation(
+            "The action's timing leads out of the range of dates", expression=(node.path,)
+        ) from exc
     node.interval = interval
     main = _main_resource(run, node)
     if main is None:

@@ -9,7 +9,6 @@ gives the same Bundle.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -68,8 +67,10 @@ def to_transaction_bundle(
     ctx: ApplyContext,
     extra_inputs: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    careplan = copy.deepcopy(result.careplan)
-    contained: list[dict[str, Any]] = careplan.pop("contained", [])
+    # No deep copy: `_rewrite` builds every entry's dicts and lists anew, so nothing in the Bundle is shared
+    # with the result (scalars are immutable); only the CarePlan's top level needs its own dict.
+    careplan = {k: v for k, v in result.careplan.items() if k != "contained"}
+    contained: list[dict[str, Any]] = result.careplan.get("contained", [])
     seed = hashlib.sha256(dumps(result.careplan)).hexdigest()
     urns = {"": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, seed)}"}
     urns.update(

@@ -55,6 +55,7 @@ class ApplyContext:
     setting: dict[str, Any] | None = None
     setting_context: dict[str, Any] | None = None
     parameters: dict[str, Any] | None = None
+    persist: bool = False  # the result will be stored: its Tasks become the worklist's orders (`action_intent`)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:

@@ -1,7 +1,9 @@
 """Expression evaluation for `$apply`: languages, context variables, named variables, per-apply memo.
 
-Context variables (FHIRPath `%name`): `%subject`, `%patient` and `%context` (the subject resource from `data` if
-present, else a stub `{"resourceType", "id"}`), `%data` (the data Bundle), `%encounter`, `%practitioner`,
+Context variables (FHIRPath `%name`): `%subject` and `%patient` (the subject resource from `data` if present,
+else a stub `{"resourceType", "id"}`), `%context` (the definition being applied, as cqframework's clinical-reasoning
+binds it: the PlanDefinition for its own and its actions' expressions, the ActivityDefinition for its own
+dynamicValues; a nested PlanDefinition for its actions), `%data` (the data Bundle), `%encounter`, `%practitioner`,
 `%organization` (from `data` or stubs), `%now` (a FHIRPath DateTime: `%now + 3 days` works; `now()` and `today()`
 return the same frozen instant), `%userType`, `%userLanguage`, `%userTaskContext`, `%setting`,
 `%settingContext`, `%resource` (the resource being built, for dynamicValue) and every entry of the `parameters`
@@ -19,7 +21,7 @@ Only `text/fhirpath` is evaluated; CQL and any other language is refused with No
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -29,8 +31,9 @@ from fhirpathpy.engine.nodes import FP_Type, ResourceNode
 
 from carepath.engine.context import ApplyContext
 from carepath.engine.timing import format_instant
-from carepath.errors import InvalidRequest, NotSupported
+from carepath.errors import BusinessRuleViolation, NotSupported
 from carepath.fhir.fhirpath import FhirPathError, evaluate, now_value, reference_stub
+from carepath.jsonutil import dumps
 
 VARIABLE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/variable"
 FHIRPATH = "text/fhirpath"
@@ -53,6 +56,53 @@ def expression_text(expression: Mapping[str, Any], where: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise NotSupported("An expression without inline FHIRPath text is not supported", expression=(where,))
     return text
+
+
+_EXPRESSION_KEYS = frozenset({"expression", "valueExpression", "condition"})  # Expression-valued elements
+
+
+def refuse_unsupported(definition: Mapping[str, Any], path: str) -> None:
+    """NotSupported naming the element, for any expression not in FHIRPath or any `library`, wherever it is.
+
+    Checked before anything is applied, over the whole definition (contained ones included): a CQL expression
+    in an action that does not apply, or in an action without a definition, must not be silently ignored, and a
+    `library` is what CQL logic lives in.
+    """
+    if _only_fhirpath(definition):
+        return
+    for where, value in _elements(definition, path):
+        if where.rpartition(".")[2].startswith("library") and isinstance(value, str):
+            raise NotSupported(f"Libraries ({value!r}) are not supported: only inline {FHIRPATH} expressions",
+                               expression=(where,))  # fmt: skip
+        if isinstance(value, Mapping) and where.rpartition(".")[2].split("[")[0] in _EXPRESSION_KEYS:
+            language = value.get("language")
+            if isinstance(language, str) and language != FHIRPATH:
+                raise NotSupported(f"Expression language {language!r} is not supported (only {FHIRPATH})",
+                                   expression=(where,))  # fmt: skip
+
+
+_LANGUAGE = re.compile(rb'"language":"((?:[^"\\]|\\.)*)"')
+
+
+def _only_fhirpath(definition: Mapping[str, Any]) -> bool:
+    """The common case, decided on the serialised JSON (C speed, once per definition and apply): no `library`
+    key and every `language` FHIRPath. Anything else gets the element walk, which names the element."""
+    text = dumps(definition)
+    return b'"library"' not in text and all(m == FHIRPATH.encode() for m in _LANGUAGE.findall(text))
+
+
+def _elements(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """(FHIRPath-style path, value) of every element below `value`, depth first."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}"
+            if isinstance(item, list):
+                for i, element in enumerate(item):
+                    yield f"{where}[{i}]", element
+                    yield from _elements(element, f"{where}[{i}]")
+            else:
+                yield where, item
+                yield from _elements(item, where)
 
 
 def _typed(value: Any, type_name: str) -> Any:
@@ -133,7 +183,7 @@ class Evaluator:
         self.subject_resource = self.find(ctx.subject) or {}
         self.supplied = parameter_values(ctx.parameters)
         self.base = {
-            "subject": self.subject_resource, "patient": self.subject_resource, "context": self.subject_resource,
+            "subject": self.subject_resource, "patient": self.subject_resource,
             "data": ctx.data, "now": now_value(ctx.now),
             "encounter": self.find(ctx.encounter), "practitioner": self.find(ctx.practitioner),
             "organization": self.find(ctx.organization),
@@ -164,7 +214,7 @@ class Evaluator:
         try:
             result = evaluate(self.subject_resource, text, variables, self._lookup, self.ctx.now)
         except FhirPathError as exc:
-            raise InvalidRequest(str(exc), expression=(where,)) from exc
+            raise BusinessRuleViolation(str(exc), expression=(where,)) from exc
         if key is not None:
             self._memo[key] = (result, used)  # `used` keeps the values alive, so their ids stay unique
         return result
@@ -188,10 +238,13 @@ class Scope:
     evaluator: Evaluator
     parent: Scope | None
     declared: list[tuple[str, Mapping[str, Any], str]]  # (name, Expression, element path), in declaration order
+    definition: Mapping[str, Any] | None = None  # the PlanDefinition / ActivityDefinition being applied: %context
     _values: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, evaluator: Evaluator, parent: Scope | None, element: Mapping[str, Any], path: str) -> Scope:
+        """The scope of `element`; a definition (it has a resourceType, an action has not) is also `%context`."""
+        definition = element if "resourceType" in element else None
         declared: list[tuple[str, Mapping[str, Any], str]] = []
         for i, ext in enumerate(element.get("extension", [])):
             if ext.get("url") != VARIABLE_EXTENSION:
@@ -199,11 +252,14 @@ class Scope:
             where = f"{path}.extension[{i}]"
             value = ext.get("valueExpression") or {}
             if not isinstance(value.get("name"), str):
-                raise InvalidRequest("A variable extension needs valueExpression.name", expression=(where,))
+                raise BusinessRuleViolation("A variable extension needs valueExpression.name", expression=(where,))
             declared.append((value["name"], value, where))
-        if not declared and parent is not None:
+        if not declared and parent is not None and definition is None:
             return parent  # nothing new in scope: share the parent's computed values
-        return cls(evaluator, parent, declared)
+        return cls(evaluator, parent, declared, definition)
+
+    def _context(self) -> Mapping[str, Any] | None:
+        return self.definition if self.definition is not None or self.parent is None else self.parent._context()
 
     def _get(self, name: str, limit: int) -> Any:
         for i, (declared_name, expression, where) in enumerate(self.declared[:limit]):
@@ -224,7 +280,11 @@ class Scope:
         """The variables `text` mentions; supplied parameters win over declared variables of the same name."""
         out: dict[str, Any] = dict(extra or {})
         supplied = self.evaluator.supplied
-        for name in referenced_names(text):
+        names = referenced_names(text)
+        definition = self._context() if "context" in names and "context" not in {*out, *supplied} else None
+        if definition is not None:
+            out["context"] = definition
+        for name in names:
             if name in out:
                 continue
             value = (

@@ -1,8 +1,9 @@
 """Walking a PlanDefinition: which actions apply (applicability conditions), what they point to.
 
 The result is a tree of Nodes (applicable actions only), one Frame per PlanDefinition (nested ones included).
-Conditions are evaluated in order and stop at the first false one, so an expression in an unsupported language
-after a false condition is never looked at. A PlanDefinition that (indirectly) includes itself is refused.
+Conditions are evaluated in order and stop at the first false one; expressions in a language other than FHIRPath
+are refused before any is evaluated, wherever they are (`refuse_unsupported`). A PlanDefinition that
+(indirectly) includes itself is refused.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 from carepath.engine.activity import canonical_of
 from carepath.engine.context import DEFINITION_TYPES
 from carepath.engine.explain import condition_text
-from carepath.engine.expressions import Scope
+from carepath.engine.expressions import Scope, refuse_unsupported
 from carepath.engine.run import Run
 from carepath.engine.timing import Interval
-from carepath.errors import BusinessRuleViolation, InvalidRequest
+from carepath.errors import BusinessRuleViolation
 
 CHOICE_BEHAVIOURS = frozenset({"any", "exactly-one", "at-most-one", "one-or-more"})
 
@@ -105,6 +106,7 @@ def collect_plan(
     if canonical in stack:
         chain = " -> ".join((*stack, canonical))
         raise BusinessRuleViolation(f"PlanDefinition cycle: {chain}", expression=(path,))
+    refuse_unsupported(plan, path)
     frame = Frame(plan, canonical, path, owner, declared_ids=frozenset(_declared_ids(plan.get("action", []))))
     scope = Scope.of(run.evaluator, None, plan, path)
     frame.roots = _collect(run, frame, plan.get("action", []), None, scope, (), option, (*stack, canonical))
@@ -149,15 +151,21 @@ def _collect(
         scope = Scope.of(run.evaluator, parent_scope, action, path)
         held = _applicability(run, action, scope, path)
         if held is None:
+            _refuse_unsupported_below(run, action, path)
             continue
         node = Node(action, path, frame, parent, scope, conditions + held, option)
-        if isinstance(action.get("id"), str):
-            frame.by_action_id[action["id"]] = node
         below_option = option or action.get("selectionBehavior") in CHOICE_BEHAVIOURS
         node.children = _collect(
             run, frame, action.get("action", []), node, scope, node.conditions, below_option, stack
         )
         target = _definition(run, frame, action, path)
+        if action.get("action") and not node.children and target is None and not action.get("definitionUri"):
+            # rqg-1: a RequestGroup action needs a resource or sub-actions; a group none of whose actions
+            # applied has neither, so it is left out, and said so.
+            run.note(f"Group '{node.label}' left out: none of its actions applies", path)
+            continue
+        if isinstance(action.get("id"), str):
+            frame.by_action_id[action["id"]] = node
         if target is not None and target["resourceType"] == "PlanDefinition":
             node.subframe = collect_plan(
                 run, target, f"{path}.definitionCanonical.resolve()", node, stack, below_option
@@ -166,6 +174,18 @@ def _collect(
             node.definition = target
         nodes.append(node)
     return nodes
+
+
+def _refuse_unsupported_below(run: Run, action: dict[str, Any], path: str) -> None:
+    """The ActivityDefinitions an action that does not apply (and its sub-actions) would use: CQL in them is
+    refused too, so that whether it is noticed does not depend on the patient. (The actions themselves were
+    checked with their PlanDefinition; a definition that cannot be resolved is only an error where it applies.)"""
+    canonical = action.get("definitionCanonical")
+    found = run.resolver.resolve(canonical) if isinstance(canonical, str) and not canonical.startswith("#") else None
+    if found is not None and found.get("resourceType") == "ActivityDefinition":
+        refuse_unsupported(found, f"{path}.definitionCanonical.resolve()")
+    for i, child in enumerate(action.get("action", [])):
+        _refuse_unsupported_below(run, child, f"{path}.action[{i}]")
 
 
 def _definition(run: Run, frame: Frame, action: dict[str, Any], path: str) -> dict[str, Any] | None:
@@ -182,5 +202,9 @@ def _definition(run: Run, frame: Frame, action: dict[str, Any], path: str) -> di
     if found is None:
         raise BusinessRuleViolation(f"Cannot resolve definition {canonical!r}", expression=(where,))
     if found.get("resourceType") not in DEFINITION_TYPES:
-        raise InvalidRequest(f"{canonical!r} is a {found.get('resourceType')}, not a definition", expression=(where,))
+        raise BusinessRuleViolation(
+            f"{canonical!r} is a {found.get('resourceType')}, not a definition", expression=(where,)
+        )
+    if found["resourceType"] == "ActivityDefinition":
+        refuse_unsupported(found, f"{where}.resolve()")
     return found

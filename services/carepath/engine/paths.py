@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from carepath.errors import InvalidRequest
+from carepath.errors import BusinessRuleViolation
 from carepath.fhir.models import model_class
 
 _SEGMENT = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
@@ -21,10 +21,10 @@ def _segments(path: str, resource_type: str, where: str) -> list[tuple[str, int 
     for part in parts:
         match = _SEGMENT.match(part)
         if match is None:
-            raise InvalidRequest(f"Unsupported dynamicValue path {path!r}", expression=(where,))
+            raise BusinessRuleViolation(f"Unsupported dynamicValue path {path!r}", expression=(where,))
         out.append((match.group(1), int(match.group(2)) if match.group(2) is not None else None))
     if not out:
-        raise InvalidRequest("Empty dynamicValue path", expression=(where,))
+        raise BusinessRuleViolation("Empty dynamicValue path", expression=(where,))
     return out
 
 
@@ -62,8 +62,15 @@ def _child(node: dict[str, Any], name: str, index: int | None, is_list: bool) ->
 
 
 def set_path(resource: dict[str, Any], path: str, values: list[Any], where: str) -> None:
-    """Set the element at `path`; no value removes it, several values make a list, a list stays a list."""
+    """Set the element at `path`; several values make a list, a list stays a list.
+
+    No value writes nothing: the element is removed when present, no intermediate element is created, and an
+    element left without content is removed too (R4 ele-1: an element has a value or children).
+    """
     segments = _segments(path, str(resource.get("resourceType")), where)
+    if not values:
+        _remove(resource, segments)
+        return
     node = resource
     type_name: str | None = str(resource.get("resourceType"))
     for name, index in segments[:-1]:
@@ -77,11 +84,35 @@ def set_path(resource: dict[str, Any], path: str, values: list[Any], where: str)
         items = current if isinstance(current, list) else []
         while len(items) <= index:
             items.append(None)
-        items[index] = values[0] if values else None
+        items[index] = values[0]
         node[name] = [item for item in items if item is not None]
-    elif not values:
-        node.pop(name, None)
     elif isinstance(current, list) or is_list or len(values) > 1:
         node[name] = list(values)
     else:
         node[name] = values[0]
+
+
+def _remove(node: Any, segments: list[tuple[str, int | None]]) -> None:
+    """Remove the element at `segments` (if it exists), then every element on the way that became empty."""
+    if not isinstance(node, dict) or not segments:
+        return
+    (name, index), rest = segments[0], segments[1:]
+    current = node.get(name)
+    if index is None and not rest:
+        node.pop(name, None)
+        return
+    items = current if isinstance(current, list) else [current] if current is not None else []
+    position = index or 0
+    if position >= len(items):
+        return
+    if rest:
+        _remove(items[position], rest)
+    if not rest or items[position] in ({}, [], None):
+        del items[position]
+    if isinstance(current, list):
+        if items:
+            node[name] = items
+        else:
+            node.pop(name)
+    elif not items:
+        node.pop(name)

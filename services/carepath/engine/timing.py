@@ -21,21 +21,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from dateutil.parser import isoparse
 from dateutil.relativedelta import relativedelta
 
-from carepath.errors import InvalidRequest
-
-# UCUM codes and the plain-English units seen in content for Duration/Age quantities.
-_UNITS: dict[str, str] = {
-    "ms": "milliseconds", "s": "seconds", "min": "minutes", "h": "hours", "d": "days", "wk": "weeks",
-    "mo": "months", "a": "years",
-}  # fmt: skip
-_WORDS = {"millisecond": "ms", "second": "s", "minute": "min", "hour": "h", "day": "d", "week": "wk",
-          "month": "mo", "year": "a"}  # fmt: skip
+from carepath.errors import BusinessRuleViolation
+from carepath.fhir.durations import MAX_YEARS, UNITS, out_of_range, time_unit
+from carepath.fhir.durations import number as quantity_number
 
 
 @dataclass(frozen=True)
@@ -62,16 +55,16 @@ def format_instant(value: datetime) -> str:
 
 def duration(quantity: Mapping[str, Any], where: str) -> relativedelta:
     """A Duration/Age quantity as a calendar-aware delta (months and years are calendar units)."""
-    unit = str(quantity.get("code") or quantity.get("unit") or "").strip().lower()
-    unit = _WORDS.get(unit.rstrip("s"), unit) if unit not in _UNITS else unit
-    value = quantity.get("value")
-    if unit not in _UNITS or isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise InvalidRequest(f"Cannot use {dict(quantity)!r} as a duration", expression=(where,))
-    number = float(value)
+    unit, number = time_unit(quantity), quantity_number(quantity)
+    if unit is None or number is None:
+        raise BusinessRuleViolation(f"Cannot use {dict(quantity)!r} as a duration", expression=(where,))
+    if out_of_range(quantity):
+        raise BusinessRuleViolation(f"The duration {dict(quantity)!r} is longer than {MAX_YEARS} years",
+                                    expression=(where,))  # fmt: skip
     if unit in ("mo", "a"):
         months = number * (12 if unit == "a" else 1)
         return relativedelta(months=int(months), days=round((months - int(months)) * 30))
-    return relativedelta(**{_UNITS[unit]: number})
+    return relativedelta(**{UNITS[unit]: number})
 
 
 def _range(range_: Mapping[str, Any], where: str) -> tuple[relativedelta, relativedelta]:
@@ -144,7 +137,9 @@ def related_interval(
         if relationship == "concurrent-with-end":
             lo, hi = -lo, -hi  # an offset moves the due date later, not earlier
         return Interval(t - hi if lo != hi else t - lo - stretch, t - lo)
-    raise InvalidRequest(f"Unknown relatedAction.relationship {relationship!r}", expression=(f"{where}.relationship",))
+    raise BusinessRuleViolation(
+        f"Unknown relatedAction.relationship {relationship!r}", expression=(f"{where}.relationship",)
+    )
 
 
 def combine(intervals: list[Interval]) -> Interval:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from carepath.errors import InvalidResource, Issue
 from carepath.fhir.bindings import REQUIRED_BINDINGS, Binding
+from carepath.fhir.durations import MAX_YEARS, out_of_range
 from carepath.fhir.elements import ElementSpec, choice_groups, elements, resolve_path, resource_model
 from carepath.fhir.models import is_supported, model_class, unsupported_reason
 
@@ -30,6 +31,9 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # store U+0000 in text, so accepting them would turn a client's mistake into a server error).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
+# Durations far beyond any clinical meaning overflow date arithmetic ($apply): refused when stored.
+_TIME_QUANTITIES = frozenset({"Duration", "Age"})
+
 _JSON_KINDS: dict[str, tuple[type, ...]] = {
     "boolean": (bool,),
     "integer": (int,),
@@ -38,9 +42,10 @@ _JSON_KINDS: dict[str, tuple[type, ...]] = {
 }
 
 
-def validate_resource(resource: dict[str, Any], *, expected_type: str | None = None) -> None:
-    """Raise InvalidResource (one Issue per problem) unless `resource` is a valid R4 resource we serve."""
-    resource_type = _check_type(resource, expected_type)
+def validate_resource(resource: dict[str, Any], *, expected_type: str | None = None, served: bool = True) -> None:
+    """Raise InvalidResource (one Issue per problem) unless `resource` is a valid R4 resource we serve (or, with
+    `served=False`, of any R4 type: a Bundle or Parameters given to an operation)."""
+    resource_type = _check_type(resource, expected_type, served)
     model = model_class(resource_type)
     walk = _Walk()
     walk.resource(resource, model, resource_type)
@@ -49,13 +54,13 @@ def validate_resource(resource: dict[str, Any], *, expected_type: str | None = N
         raise _invalid(issues)
 
 
-def _check_type(resource: Any, expected_type: str | None) -> str:
+def _check_type(resource: Any, expected_type: str | None, served: bool) -> str:
     if not isinstance(resource, dict):
         raise InvalidResource("A resource must be a JSON object")
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
         raise InvalidResource("The resource has no resourceType", expression=("resourceType",))
-    if not is_supported(resource_type):
+    if served and not is_supported(resource_type):
         raise InvalidResource(unsupported_reason(resource_type), expression=("resourceType",))
     if expected_type is not None and resource_type != expected_type:
         raise InvalidResource(
@@ -120,6 +125,8 @@ class _Walk:
                 binding = bindings.get(key)
                 if binding is not None:
                     self.binding(value, binding, f"{path}.{key}")
+        if model.__name__ in _TIME_QUANTITIES and out_of_range(node):
+            self.report(path, f"A duration longer than {MAX_YEARS} years is out of range")
 
     def value(self, value: Any, spec: ElementSpec, path: str, extensions: Any) -> None:
         """`extensions` is the `_name` sibling of a primitive element (http://hl7.org/fhir/R4/json.html#primitive)."""

@@ -16,9 +16,17 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from carepath import jsonutil
-from carepath.engine import ApplyContext, ApplyResult, apply_activity_definition, apply_plan_definition
-from carepath.errors import InvalidRequest, Issue, operation_outcome
+from carepath.engine import (
+    ApplyContext,
+    ApplyResult,
+    DictResolver,
+    apply_activity_definition,
+    apply_plan_definition,
+    to_transaction_bundle,
+)
+from carepath.errors import Gone, InvalidRequest, Issue, NotFound, operation_outcome
 from carepath.service.apply_definitions import Definitions, plan_from_inputs, stored_definitions
+from carepath.service.apply_inputs import check_inputs
 from carepath.service.apply_persist import persist, with_messages
 from carepath.service.parameters import OperationInput, reference_text
 from carepath.store.repository import Repository, StoreTransaction
@@ -36,6 +44,7 @@ async def apply_plan(
     now: datetime | None = None,
 ) -> ApplyResponse:  # fmt: skip
     now = now or datetime.now(UTC)
+    check_inputs(inputs)
     subjects = [reference_text(s, "subject") for s in inputs.all("subject")]
     if not subjects:
         raise InvalidRequest("$apply needs at least one 'subject' parameter", expression=("Parameters.parameter",))
@@ -71,14 +80,24 @@ def _replayed(earlier: tuple[int, str]) -> ApplyResponse:
 
 
 async def apply_activity(
-    repository: Repository, activity_id: str, inputs: OperationInput, *, now: datetime | None = None
+    repository: Repository, activity_id: str | None, inputs: OperationInput, *, now: datetime | None = None
 ) -> ApplyResponse:
+    """Instance level (`activity_id`), or type level with the `activityDefinition` resource (R4: required there,
+    not allowed at the instance level)."""
+    check_inputs(inputs)
     subject = reference_text(inputs.one("subject"), "subject") if inputs.all("subject") else None
     if subject is None:
         raise InvalidRequest("$apply needs a 'subject' parameter", expression=("Parameters.parameter",))
+    inline = inputs.one("activityDefinition")
+    if (inline is None) == (activity_id is None):
+        raise InvalidRequest("Give 'activityDefinition' at the type level, and only there",
+                             expression=("Parameters.parameter",))  # fmt: skip
     async with repository.reader() as tx:
-        definitions = await stored_definitions(repository, tx, "ActivityDefinition", activity_id)
-        ctx, _ = await _context(tx, subject, inputs, now or datetime.now(UTC))
+        if isinstance(inline, dict):  # a valid ActivityDefinition (check_inputs)
+            definitions = Definitions(inline, DictResolver([inline]))
+        else:
+            definitions = await stored_definitions(repository, tx, "ActivityDefinition", str(activity_id))
+        ctx, _ = await _context(tx, definitions, subject, inputs, now or datetime.now(UTC))
     return ApplyResponse(200, apply_activity_definition(definitions.root, definitions.resolver, ctx))
 
 
@@ -91,10 +110,16 @@ async def _plan(
 
 
 async def _context(
-    tx: StoreTransaction, subject: str, inputs: OperationInput, now: datetime
+    tx: StoreTransaction,
+    definitions: Definitions,
+    subject: str,
+    inputs: OperationInput,
+    now: datetime,
+    *,
+    persist: bool = False,
 ) -> tuple[ApplyContext, list[str]]:
     """The engine's input, and the versioned references of the stored resources it was given (for Provenance)."""
-    data, used = await _data(tx, subject, inputs)
+    data, used = await _data(tx, subject, inputs, definitions.requirements.types)
     refs = {name: (reference_text(inputs.one(name), name) if inputs.all(name) else None)
             for name in ("encounter", "practitioner", "organization")}  # fmt: skip
     parameters = inputs.one("parameters")
@@ -104,24 +129,50 @@ async def _context(
         user_type=inputs.one("userType"), user_language=inputs.one("userLanguage"),
         user_task_context=inputs.one("userTaskContext"), setting=inputs.one("setting"),
         setting_context=inputs.one("settingContext"),
-        parameters=parameters if isinstance(parameters, dict) else None,
+        parameters=parameters if isinstance(parameters, dict) else None, persist=persist,
     ), used  # fmt: skip
 
 
-async def _data(tx: StoreTransaction, subject: str, inputs: OperationInput) -> tuple[dict[str, Any], list[str]]:
-    """`data` plus, with `useServerData` (default true), the subject's stored record; a supplied copy wins."""
-    data = inputs.one("data")
-    if data is not None and not (isinstance(data, dict) and data.get("resourceType") == "Bundle"):
-        raise InvalidRequest("Parameter 'data' must be a Bundle", expression=("Parameters.parameter",))
+async def _data(
+    tx: StoreTransaction, subject: str, inputs: OperationInput, types: frozenset[str] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """`data` plus, with `useServerData` (default true), the subject's stored record; a supplied copy wins.
+
+    Only the resource types the definitions can read (`types`, None: all) are fetched: the engine gets the
+    clinical record it needs, not carepath's own earlier CarePlans, Tasks and Provenances (unless a pathway's
+    expressions ask for them), and the Provenance lists exactly what it was given. A subject neither supplied
+    nor stored is a 404 naming `subject`: applied to nothing, the pathway would answer "does not apply", and a
+    mistyped id would read like a patient who does not qualify."""
+    data = inputs.one("data")  # a valid Bundle (check_inputs)
     entries = list((data or {}).get("entry") or [])
     used: list[str] = []
+    supplied = any(_key(e.get("resource")) == _subject_key(subject) or e.get("fullUrl") == subject for e in entries)
     if inputs.boolean("useServerData", True):
         known = {_key(e.get("resource")) for e in entries}
-        stored = [r for r in await tx.subject_record(subject) if _key(r) not in known]
+        record = await tx.subject_record(subject, types)
+        stored = [r for r in record if _key(r) not in known]
         entries += [{"resource": r} for r in stored]
         used = [f"{r['resourceType']}/{r['id']}/_history/{r['meta']['versionId']}" for r in stored
                 if f"{r['resourceType']}/{r['id']}" != subject]  # fmt: skip
+        found = supplied or any(_key(r) == _subject_key(subject) for r in record)
+    else:
+        found = supplied or await _stored(tx, subject)
+    if not found:
+        raise NotFound(f"The subject {subject} is neither stored nor in 'data'", expression=("subject",))
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}, used
+
+
+def _subject_key(subject: str) -> tuple[str, str]:
+    res_type, _, res_id = subject.rstrip("/").rpartition("/")
+    return res_type.rpartition("/")[2], res_id
+
+
+async def _stored(tx: StoreTransaction, subject: str) -> bool:
+    try:
+        await tx.read(*_subject_key(subject))
+    except (NotFound, Gone):
+        return False
+    return True
 
 
 def _key(resource: Any) -> tuple[str, str] | None:
@@ -130,17 +181,42 @@ def _key(resource: Any) -> tuple[str, str] | None:
     return None
 
 
+async def apply_in_transaction(
+    repository: Repository, tx: StoreTransaction, plan_id: str, subject: str, now: datetime, cause: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`$apply persist=true` of a stored PlanDefinition to one subject inside the caller's open transaction (the
+    event-driven enrolment); the stored CarePlan, or None when the pathway does not apply to the subject."""
+    definitions = await stored_definitions(repository, tx, "PlanDefinition", plan_id)
+    inputs = OperationInput({"subject": [subject]})
+    result, careplan = await _apply_one(tx, definitions, subject, inputs, now, True, cause=cause)
+    return careplan if result.applicable else None
+
+
+async def fresh_bundle(
+    repository: Repository, tx: StoreTransaction, plan_id: str, subject: str, now: datetime, cause: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The transaction Bundle a `$apply` of the stored PlanDefinition would store now (nothing is stored), its
+    Provenance naming `cause`; None when the pathway does not apply (re-evaluation of an active CarePlan)."""
+    definitions = await stored_definitions(repository, tx, "PlanDefinition", plan_id)
+    ctx, used = await _context(tx, definitions, subject, OperationInput({"subject": [subject]}), now, persist=True)
+    result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
+    if not result.applicable:
+        return None
+    inputs = [*({"reference": reference} for reference in used), cause]
+    return to_transaction_bundle(result, plan_reference=definitions.version_reference, ctx=ctx, extra_inputs=inputs)
+
+
 async def _apply_one(
     tx: StoreTransaction, definitions: Definitions, subject: str, inputs: OperationInput, now: datetime,
-    persisted: bool,
+    persisted: bool, *, cause: dict[str, Any] | None = None,
 ) -> tuple[ApplyResult, dict[str, Any]]:  # fmt: skip
-    ctx, used = await _context(tx, subject, inputs, now)
+    ctx, used = await _context(tx, definitions, subject, inputs, now, persist=persisted)
     result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
     if not result.applicable:
         return result, result.careplan
     if not persisted:
         return result, with_messages(result.careplan, result.issues)
-    return result, await persist(tx, definitions, result, ctx, used)
+    return result, await persist(tx, definitions, result, ctx, used, cause=cause)
 
 
 def _combine(results: list[tuple[ApplyResult, dict[str, Any]]]) -> ApplyResponse:

@@ -6,7 +6,8 @@ stored PlanDefinition's closure is cached by (id, versionId): an edit of the Pla
 versionId and a new entry. Its definitions are cached only when every reference is pinned (`url|version`) — a
 published version never changes (the pathway loader refuses it) — and then for at most `TTL_SECONDS`, which
 bounds how long an in-place edit of a pinned definition can go unseen. Unpinned references are re-resolved on
-every call, because loading a newer version must change what they mean.
+every call, because loading a newer version must change what they mean — in one query per nesting level
+(`find_definitions`), not one per reference.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from carepath.engine import DictResolver
+from carepath.engine.context import DEFINITION_TYPES
+from carepath.engine.requirements import DataRequirements, pathway_data_requirements
 from carepath.errors import InvalidRequest, NotFound
 from carepath.service.parameters import OperationInput
 from carepath.store.repository import Repository, StoreTransaction
@@ -33,6 +37,11 @@ class Definitions:
 
     root: dict[str, Any]
     resolver: DictResolver
+
+    @cached_property
+    def requirements(self) -> DataRequirements:
+        """What applying `root` can read of a record (computed once per cached entry)."""
+        return pathway_data_requirements(self.root, self.resolver)
 
     @property
     def version_reference(self) -> str | None:
@@ -105,14 +114,11 @@ async def _closure(tx: StoreTransaction, root: dict[str, Any]) -> tuple[Definiti
     for _ in range(_MAX_DEPTH):
         if not pending:
             break
-        found = []
-        for canonical in sorted(pending):
-            pinned = pinned and "|" in canonical
-            loaded[canonical] = {}
-            resource = await tx.find_definition(None, canonical)
-            if resource is not None:
-                loaded[canonical] = resource
-                found.append(resource)
+        pinned = pinned and all("|" in canonical for canonical in pending)
+        # One query per nesting level for all of that level's canonicals, not one per canonical.
+        resolved = await tx.find_definitions(DEFINITION_TYPES, pending)
+        found = [resource for resource in resolved.values() if resource is not None]
+        loaded.update({canonical: resource or {} for canonical, resource in resolved.items()})
         pending = {c for r in found for c in _canonicals(r)} - loaded.keys()
     return Definitions(root, DictResolver([root, *(r for r in loaded.values() if r)])), pinned
 

@@ -7,6 +7,10 @@ stored with it when persisted, so a coordinator can later see why an action prod
 
 A generated resource the store refuses (the pathway produced an invalid request) is the pathway's fault, not
 the caller's request: it becomes a 422 naming the action that produced it, and nothing is stored.
+
+The same transaction queues the outbound events `dev.carepath.careplan.created` and one
+`dev.carepath.task.created` per Task (outbox rows, relayed after commit), so they exist if and only if the
+CarePlan does.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from carepath import jsonutil
+from carepath.domain_events import DomainEvent
 from carepath.engine import ApplyContext, ApplyResult, to_transaction_bundle
 from carepath.engine.explain import GENERATED_BY
 from carepath.errors import BusinessRuleViolation, CarepathError, InvalidRequest, Issue, operation_outcome
@@ -39,13 +44,15 @@ def with_messages(careplan: dict[str, Any], issues: list[Issue]) -> dict[str, An
 
 
 async def persist(
-    tx: StoreTransaction, definitions: Definitions, result: ApplyResult, ctx: ApplyContext, used: list[str]
-) -> dict[str, Any]:
+    tx: StoreTransaction, definitions: Definitions, result: ApplyResult, ctx: ApplyContext, used: list[str],
+    *, cause: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Store the result as real resources inside `tx`; returns the stored CarePlan (as it was written).
 
-    The Provenance names the PlanDefinition version and every stored resource version (`used`) the engine saw.
+    The Provenance names the PlanDefinition version, every stored resource version (`used`) the engine saw and,
+    for an event-driven enrolment, the triggering event (`cause`, a Provenance.entity).
     """
-    inputs = [{"reference": reference} for reference in used]
+    inputs = [{"reference": reference} for reference in used] + ([cause] if cause else [])
     bundle = to_transaction_bundle(result, plan_reference=definitions.version_reference, ctx=ctx, extra_inputs=inputs)
     entries = bundle["entry"]
     entries[0]["resource"] = with_messages(entries[0]["resource"], result.issues)  # entry 0 is the CarePlan
@@ -53,8 +60,20 @@ async def persist(
         responses = await run_transaction(tx, entries, "")
     except InvalidRequest as exc:
         raise _pathway_fault(exc, entries, definitions.root) from exc
-    # The response entry carries the stored JSON (an orjson Fragment, dumped as is): no need to read it back.
-    return jsonutil.loads(jsonutil.dumps(responses[0]["resource"]))  # type: ignore[no-any-return]
+    # The response entries carry the stored JSON (orjson Fragments, dumped as is): no need to read them back.
+    stored = [jsonutil.loads(jsonutil.dumps(r["resource"])) for r in responses]
+    await _queue_events(tx, stored, definitions.root)
+    return stored[0]  # type: ignore[no-any-return]
+
+
+async def _queue_events(tx: StoreTransaction, stored: list[dict[str, Any]], plan: dict[str, Any]) -> None:
+    careplan = stored[0]
+    subject = str((careplan.get("subject") or {}).get("reference", ""))
+    attributes = {"careplan": f"CarePlan/{careplan['id']}", "pathway": f"{plan.get('url')}|{plan.get('version')}"}
+    await tx.add_event(DomainEvent("dev.carepath.careplan.created", subject, careplan, **attributes))
+    for resource in stored:
+        if resource["resourceType"] == "Task":
+            await tx.add_event(DomainEvent("dev.carepath.task.created", subject, resource, **attributes))
 
 
 def _pathway_fault(exc: InvalidRequest, entries: list[dict[str, Any]], plan: dict[str, Any]) -> CarepathError:

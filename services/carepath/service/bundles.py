@@ -85,8 +85,28 @@ async def _batch(repository: Repository, entries: list[Any], base: str, strict: 
             async with repository.transaction() as tx:
                 results.append(_response_entry(await _run(tx, it, base, strict), base))
         except CarepathError as exc:
-            results.append({"response": {"status": str(exc.status), "outcome": operation_outcome(exc.issues())}})
+            results.append(_error_entry(exc))
     return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
+
+
+async def run_batch_entries(
+    tx: StoreTransaction, entries: list[Any], base: str, *, strict_search: bool = True
+) -> list[dict[str, Any]]:
+    """A batch inside one open transaction (an inbound event's, which also holds its idempotency key): each
+    entry in its own savepoint, so a failing entry is rolled back alone and reported in its response entry."""
+    results = []
+    for index, entry in enumerate(entries):
+        try:
+            it = _entry_interaction(index, entry)
+            async with tx.savepoint():
+                results.append(_response_entry(await _run(tx, it, base, strict_search), base))
+        except CarepathError as exc:
+            results.append(_error_entry(exc))
+    return results
+
+
+def _error_entry(exc: CarepathError) -> dict[str, Any]:
+    return {"response": {"status": str(exc.status), "outcome": operation_outcome(exc.issues())}}
 
 
 async def _run(tx: StoreTransaction, it: Interaction, base: str, strict_search: bool) -> Outcome:

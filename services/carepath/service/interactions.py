@@ -16,6 +16,7 @@ from carepath.fhir.models import is_supported, unsupported_reason
 from carepath.fhir.patch import Patch, apply_patch
 from carepath.fhir.search.query import parse_search
 from carepath.service.stop_rules import apply_stop_rules
+from carepath.service.trigger_queue import queue_trigger_evaluation
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
 
@@ -157,6 +158,7 @@ async def _execute(tx: StoreTransaction, it: Interaction) -> Outcome:
         return await _delete(tx, it)
     if outcome.stored is not None and outcome.status in (200, 201) and not _matched_existing(it, outcome):
         await apply_stop_rules(tx, outcome.stored)  # same transaction: the event and its consequences land together
+        await queue_trigger_evaluation(tx, outcome.stored)  # pathway triggers, evaluated after commit (the outbox)
     return outcome
 
 

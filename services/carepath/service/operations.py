@@ -17,8 +17,10 @@ class OperationDef:
 APPLY_PLAN = OperationDef("apply", "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply",
                           ("PlanDefinition",), instance=True, type_level=True)  # fmt: skip
 APPLY_ACTIVITY = OperationDef("apply", "http://hl7.org/fhir/OperationDefinition/ActivityDefinition-apply",
-                              ("ActivityDefinition",), instance=True, type_level=False)  # fmt: skip
+                              ("ActivityDefinition",), instance=True, type_level=True)  # fmt: skip
+DATA_REQUIREMENTS = OperationDef("data-requirements", "http://hl7.org/fhir/OperationDefinition/PlanDefinition-data-requirements",
+                                 ("PlanDefinition",), instance=True, type_level=False)  # fmt: skip
 # System level (no resource types): GET [base]/$versions.
 VERSIONS = OperationDef("versions", "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
                         (), instance=False, type_level=False)  # fmt: skip
-OPERATIONS: tuple[OperationDef, ...] = (APPLY_PLAN, APPLY_ACTIVITY, VERSIONS)
+OPERATIONS: tuple[OperationDef, ...] = (APPLY_PLAN, APPLY_ACTIVITY, DATA_REQUIREMENTS, VERSIONS)

@@ -44,8 +44,13 @@ def from_parameters(body: dict[str, Any]) -> OperationInput:
     if body.get("resourceType") != "Parameters":
         raise InvalidRequest("An operation body must be a Parameters resource", expression=("resourceType",))
     out = OperationInput()
-    for index, param in enumerate(body.get("parameter") or []):
-        name = param.get("name") if isinstance(param, dict) else None
+    params = body.get("parameter", [])
+    if not isinstance(params, list):
+        raise InvalidRequest("Parameters.parameter must be a list", expression=("Parameters.parameter",))
+    for index, param in enumerate(params):
+        if not isinstance(param, dict):
+            raise InvalidRequest("A parameter must be an object", expression=(f"Parameters.parameter[{index}]",))
+        name = param.get("name")
         if not isinstance(name, str):
             raise InvalidRequest("Every parameter needs a name", expression=(f"Parameters.parameter[{index}].name",))
         out.values.setdefault(name, []).append(_value(param, index))

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Executable, Result, Row, bindparam, func, insert, select, update
+from sqlalchemy import Executable, Result, Row, bindparam, func, insert, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carepath import jsonutil
+from carepath.domain_events import DomainEvent
 from carepath.errors import BusinessRuleViolation, Gone, InvalidRequest, NotFound, PreconditionFailed
 from carepath.fhir.models import is_supported
 from carepath.fhir.search.extract import extract_index
@@ -30,6 +31,7 @@ from carepath.fhir.search.query import SearchQuery, parse_search
 from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
+from carepath.store import outbox
 from carepath.store.database import read_only_options
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
@@ -48,6 +50,24 @@ _CURRENT = select(resource).where(
     resource.c.res_type == bindparam("res_type"), resource.c.res_id == bindparam("res_id")
 )
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
+
+
+def subject_record_statement(subject: str, types: Collection[str] | None = None) -> Executable:
+    """The SELECT behind `StoreTransaction.subject_record`: (rid, content) of the subject and what references it."""
+    target_type, _, target_id = subject.partition("/")
+    own = select(resource.c.rid, resource.c.content).where(
+        resource.c.res_type == target_type, resource.c.res_id == target_id, resource.c.deleted.is_(False)
+    )
+    refs = select(sp_reference.c.rid).where(
+        sp_reference.c.param.in_(("patient", "subject")),
+        sp_reference.c.target_id == target_id,
+        sp_reference.c.target_type == target_type,
+    )
+    referencing = select(resource.c.rid, resource.c.content).where(
+        resource.c.rid.in_(refs if types is None else refs.where(sp_reference.c.res_type.in_(sorted(types)))),
+        resource.c.deleted.is_(False),
+    )
+    return union_all(own, referencing)
 
 
 def new_id() -> str:
@@ -80,10 +100,30 @@ class StoreTransaction:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self._pending = PendingWrites()
+        self._outbox = outbox.OutboxWrites()
+        # Set by the event consumer: the writes whose triggers it evaluates itself, in this same transaction,
+        # instead of queueing them for later evaluation (service/triggering.py).
+        self.written: list[StoredResource] | None = None
 
     async def flush(self) -> None:
         """Send the batched writes (done before every read and before commit)."""
         await self._pending.flush(self.conn)
+        await self._outbox.flush(self.conn)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested unit of work: on an exception its writes (batched ones included) are undone, the rest stays."""
+        await self.flush()
+        mark = len(self.written) if self.written is not None else 0
+        try:
+            async with self.conn.begin_nested():
+                yield
+                await self.flush()
+        except BaseException:
+            self._pending, self._outbox = PendingWrites(), outbox.OutboxWrites()
+            if self.written is not None:
+                del self.written[mark:]
+            raise
 
     async def _query(self, stmt: Executable, params: dict[str, Any] | None = None) -> Result[Any]:
         """Every read goes through here, so it sees the transaction's own batched writes."""
@@ -126,34 +166,62 @@ class StoreTransaction:
     async def find_definition(self, res_type: str | None, canonical: str) -> dict[str, Any] | None:
         """The definition with canonical `url` or `url|version` (the highest version when unversioned)."""
         url, _, version = canonical.partition("|")
-        stmt = select(resource.c.content).where(
-            resource.c.deleted.is_(False),
-            resource.c.rid.in_(select(sp_uri.c.rid).where(sp_uri.c.param == "url", sp_uri.c.value == url)),
-        )
-        if res_type is not None:
+        urls = select(sp_uri.c.rid).where(sp_uri.c.param == "url", sp_uri.c.value == url)
+        versions = select(sp_token.c.rid).where(sp_token.c.param == "version", sp_token.c.code == version)
+        stmt = select(resource.c.content).where(resource.c.deleted.is_(False))
+        if res_type is not None:  # the index tables' indexes lead with the type: without it they cannot be used
             stmt = stmt.where(resource.c.res_type == res_type)
+            urls, versions = urls.where(sp_uri.c.res_type == res_type), versions.where(sp_token.c.res_type == res_type)
+        stmt = stmt.where(resource.c.rid.in_(urls))
         if version:
-            stmt = stmt.where(
-                resource.c.rid.in_(
-                    select(sp_token.c.rid).where(sp_token.c.param == "version", sp_token.c.code == version)
-                )
-            )
+            stmt = stmt.where(resource.c.rid.in_(versions))
         found = [jsonutil.loads(c) for c in (await self._query(stmt)).scalars()]
         if not found:
             return None
         return max(found, key=lambda r: version_key(r.get("version")))  # type: ignore[no-any-return]
 
-    async def subject_record(self, subject: str) -> list[dict[str, Any]]:
-        """The subject and every current resource whose `patient`/`subject` search parameter points at it."""
-        target_type, _, target_id = subject.partition("/")
-        refs = select(sp_reference.c.rid).where(
-            sp_reference.c.param.in_(("patient", "subject")),
-            sp_reference.c.target_type == target_type,
-            sp_reference.c.target_id == target_id,
+    async def find_definitions(
+        self, res_types: Collection[str], canonicals: Collection[str]
+    ) -> dict[str, dict[str, Any] | None]:
+        """Each canonical (`url` or `url|version`) -> its definition among `res_types`, in one query.
+
+        An unversioned canonical gets the highest version; one that matches nothing maps to None.
+        """
+        urls = sorted({c.partition("|")[0] for c in canonicals})
+        if not urls or not res_types:
+            return dict.fromkeys(canonicals)
+        types = sorted(res_types)
+        url_rows = sp_uri.c.res_type.in_(types), sp_uri.c.param == "url", sp_uri.c.value.in_(urls)
+        rids = select(sp_uri.c.rid).where(*url_rows)
+        stmt = select(resource.c.content).where(
+            resource.c.res_type.in_(types), resource.c.deleted.is_(False), resource.c.rid.in_(rids)
         )
-        own = (resource.c.res_type == target_type) & (resource.c.res_id == target_id)
-        stmt = select(resource.c.content).where(resource.c.deleted.is_(False), own | resource.c.rid.in_(refs))
-        return [jsonutil.loads(c) for c in (await self._query(stmt)).scalars()]
+        by_url: dict[str, list[dict[str, Any]]] = {}
+        for content in (await self._query(stmt)).scalars():
+            found = jsonutil.loads(content)
+            by_url.setdefault(str(found.get("url")), []).append(found)
+        out: dict[str, dict[str, Any] | None] = {}
+        for canonical in canonicals:
+            url, _, version = canonical.partition("|")
+            candidates = [r for r in by_url.get(url, []) if not version or r.get("version") == version]
+            out[canonical] = max(candidates, key=lambda r: version_key(r.get("version"))) if candidates else None
+        return out
+
+    async def subject_record(self, subject: str, types: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The subject and every current resource whose `patient`/`subject` search parameter points at it.
+
+        `types` (None: every type) limits the referencing resources to those types; the subject itself is always
+        included. Written as a UNION of two index paths (the unique key for the subject, the reference index
+        for what points at it): as one OR, PostgreSQL can use neither index and scans the whole resource table.
+        """
+        rows = await self._query(subject_record_statement(subject, types))
+        seen: set[int] = set()
+        out = []
+        for row in rows:
+            if row.rid not in seen:  # a resource referencing itself (or the subject twice) comes once
+                seen.add(row.rid)
+                out.append(jsonutil.loads(row.content))
+        return out
 
     # -- search ----------------------------------------------------------------------------------------------------
     async def search(self, query: SearchQuery) -> list[tuple[int, StoredResource]]:
@@ -243,6 +311,25 @@ class StoreTransaction:
             .offset(offset)
         )
         return [_stored(r) for r in (await self._query(stmt))], int(total)
+
+    # -- events ----------------------------------------------------------------------------------------------------
+    async def add_event(self, event: DomainEvent) -> None:
+        """Queue an outbound event: an outbox row written with this transaction (store/outbox.py), so it is
+        published if and only if the transaction commits."""
+        self._outbox.add_event(event)
+
+    async def add_internal_event(self, type_: str, subject: str, data: dict[str, Any]) -> None:
+        """Queue an internal event (relayed to the inbound stream for trigger evaluation) with this transaction."""
+        self._outbox.add(outbox.INTERNAL, type_, subject, data)
+
+    async def record_processed(self, key: str) -> bool:
+        """Record an inbound event's idempotency key in this transaction; False if it was already processed."""
+        await self.flush()
+        return await outbox.record_processed(self.conn, key)
+
+    async def lock_patient(self, subject: str) -> None:
+        """Serialise this transaction with every other one of this patient until it ends (PostgreSQL)."""
+        await outbox.lock_patients(self.conn, {subject})
 
     # -- writes --------------------------------------------------------------------------------------------------
     async def create(self, body: dict[str, Any], *, res_id: str | None = None) -> StoredResource:

@@ -5,6 +5,8 @@ resource_history  every version ever written (the _history interactions read it)
 sp_*              search-index rows of the *current* version, keyed by resource.rid
 conditional_key   unique (type, normalised If-None-Exist query): the database, not a search, stops duplicates
 idempotency_key   unique client keys for retried operations ($apply with Idempotency-Key)
+outbox            events written in the transaction of the change; the relay publishes then deletes them
+processed_event   unique keys of handled inbound events (CloudEvents source + id): a redelivery has no effect
 All datetimes are naive UTC.
 """
 
@@ -136,4 +138,29 @@ idempotency_key = Table(
     Column("status", Integer, nullable=False),
     Column("body", Text, nullable=False),
     Column("request_hash", String(64), nullable=True),  # sha256 of the request the key answered
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # The id orders the rows (per patient it is the commit order, see store/outbox.py) and is the CloudEvents id.
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("created", DateTime(), nullable=False),
+    Column("channel", String(16), nullable=False),  # "events" (outbound stream) or "internal" (trigger evaluation)
+    Column("type", String(64), nullable=False),
+    Column("subject", String(128), nullable=True),  # "Patient/<id>"
+    Column("careplan", String(128), nullable=True),
+    Column("pathway", String(512), nullable=True),
+    Column("data", Text, nullable=False),  # JSON: the CloudEvents data
+    # Ids are never reused, even once every row is relayed and deleted: SQLite would otherwise restart at
+    # max(id) + 1, and a consumer de-duplicating by CloudEvents id would drop a new event as a repeat.
+    sqlite_autoincrement=True,
+)
+
+processed_event = Table(
+    "processed_event",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("processed", DateTime(), nullable=False),
+    Index("ix_processed_event_processed", "processed"),  # purge by age
 )

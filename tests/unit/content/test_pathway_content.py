@@ -55,6 +55,9 @@ def test_every_fhirpath_expression_compiles(content: list[dict[str, Any]]) -> No
         compile_expression(text)
 
 
+TRIGGER_VARIABLES = frozenset({"previous"})
+
+
 def test_every_variable_used_is_declared_before_use(plan: dict[str, Any]) -> None:
     declared: set[str] = set()
     for name, text in _variables(plan):
@@ -64,7 +67,9 @@ def test_every_variable_used_is_declared_before_use(plan: dict[str, Any]) -> Non
         declared.add(name)
     for path, text in walk.fhirpath_expressions({"action": plan["action"]}):
         used = {a or b for a, b in re.findall(r"%(?:([A-Za-z_]\w*)|`([^`]+)`)", text)}
-        assert used <= declared | CONTEXT_VARIABLES, f"{path} uses {used - declared - CONTEXT_VARIABLES}"
+        # A trigger condition runs on the triggering resource, with only %previous (engine/triggers.py).
+        allowed = TRIGGER_VARIABLES if ".trigger[" in path else declared | CONTEXT_VARIABLES
+        assert used <= allowed, f"{path} uses {used - allowed}"
 
 
 def test_every_coding_is_one_the_specification_lists(content: list[dict[str, Any]]) -> None:
@@ -107,7 +112,7 @@ def test_related_actions_point_to_existing_actions(plan: dict[str, Any]) -> None
 
 def test_the_entry_rule_is_the_top_level_applicability(plan: dict[str, Any]) -> None:
     assert plan["url"] == "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
-    assert plan["version"] == "1.0.0"
+    assert plan["version"] == "1.1.0"
     assert plan["type"]["coding"][0]["code"] == "clinical-protocol"
     (top,) = plan["action"]
     (condition,) = top["condition"]

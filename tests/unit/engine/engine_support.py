@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from carepath.engine import ApplyContext, ApplyResult, DictResolver, apply_plan_definition
+from carepath.fhir.invariants import invariant_issues
 from carepath.fhir.models import model_class
 
 NOW = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
@@ -112,6 +113,7 @@ def _references(value: Any) -> Iterator[str]:
 def check_output(careplan: dict[str, Any]) -> None:
     """The properties every $apply output must have: it validates, ids are unique, `#id` references resolve."""
     model_class("CarePlan").model_validate(careplan)
+    assert invariant_issues(careplan) == []
     ids = [r["id"] for r in careplan.get("contained", [])]
     assert len(ids) == len(set(ids)), f"duplicate contained ids: {ids}"
     for resource in careplan.get("contained", []):

@@ -12,6 +12,7 @@ from engine_support import (
     by_id,
     condition,
     contained,
+    ctx,
     expr,
     extension_values,
     plan,
@@ -19,6 +20,7 @@ from engine_support import (
 )
 
 from carepath.canonical import extension_url
+from carepath.engine import DictResolver, apply_activity_definition
 from carepath.errors import BusinessRuleViolation, NotSupported
 
 IMAGING = activity("imaging", "ServiceRequest", code={"text": "Restaging CT"}, priority="routine",
@@ -46,7 +48,10 @@ def test_careplan_and_request_group_shape() -> None:
     (action,) = group["action"]
     assert action["id"] == "a" and action["title"] == "Do a"
     task = by_id(result, action["resource"]["reference"])
-    assert task["resourceType"] == "Task" and task["status"] == "requested" and task["intent"] == "order"
+    # R4: what a RequestGroup action points to is an option; persisted, the Task is the worklist's order
+    assert task["resourceType"] == "Task" and task["status"] == "draft" and task["intent"] == "option"
+    stored = apply(plan(use(REVIEW, "a")), ALL, persist=True)
+    assert {(t["status"], t["intent"]) for t in contained(stored, "Task")} == {("requested", "order")}
     assert task["for"] == {"reference": "Patient/p1"} and task["owner"] == {"reference": "Practitioner/dr"}
     assert task["instantiatesCanonical"] == "https://fhir.carepath.dev/ActivityDefinition/review|1.0.0"
     assert task["basedOn"] == [{"reference": "#"}] and task["encounter"] == {"reference": "Encounter/e1"}
@@ -56,17 +61,19 @@ def test_kinds_produce_their_request_and_a_companion_fulfil_task() -> None:
     result = apply(plan(use(IMAGING, "img"), use(LETTER, "gp"), use(DRUG, "med")), ALL, practitioner="Practitioner/dr")
     service = contained(result, "ServiceRequest")[0]
     assert service["code"] == {"text": "Restaging CT"} and service["performerType"] == {"text": "radiologist"}
-    assert service["status"] == "active" and service["intent"] == "order"
+    assert service["status"] == "draft" and service["intent"] == "option"
     letter = contained(result, "CommunicationRequest")[0]
     assert letter["payload"] == [{"contentString": "Tell the GP"}] and letter["recipient"] == [
         {"reference": "Patient/p1"}
     ]
     drug = contained(result, "MedicationRequest")[0]
     assert drug["medicationCodeableConcept"] == {"text": "Medication 1"}
+    assert (drug["status"], drug["intent"], letter["status"], "intent" in letter) == ("draft", "option", "draft", False)
     tasks = contained(result, "Task")
     assert [t["focus"]["reference"] for t in tasks] == [f"#{service['id']}", f"#{letter['id']}", f"#{drug['id']}"]
-    for task in tasks:
+    for task in tasks:  # the worklist Tasks that fulfil the proposals are ordered
         assert task["code"]["coding"] == [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]
+        assert (task["status"], task["intent"]) == ("requested", "order")
     assert tasks[0]["priority"] == "routine" and tasks[0]["performerType"] == [{"text": "radiologist"}]
     assert tasks[0]["restriction"]["period"] == service["occurrencePeriod"] == {"start": "2024-03-01T09:30:00+00:00"}
 
@@ -159,6 +166,42 @@ def test_definition_uri_becomes_a_task() -> None:
     assert task["instantiatesUri"] == "https://example.org/leaflet" and task["description"] == "Read leaflet"
 
 
+def test_action_without_definition_or_sub_actions_becomes_a_task() -> None:
+    """rqg-1: such an action used to give a RequestGroup action with neither resource nor action."""
+    talk = {"id": "talk", "title": "Discuss goals of care", "description": "With the patient and family",
+            "dynamicValue": [{"path": "priority", "expression": expr("'urgent'")}]}  # fmt: skip
+    result = apply(plan(talk))
+    (task,) = contained(result, "Task")
+    assert task["description"] == "Discuss goals of care" and task["priority"] == "urgent"
+    (action,) = request_group(result)["action"]
+    assert action["resource"] == {"reference": f"#{task['id']}"} and "action" not in action
+
+
+def test_group_whose_actions_all_do_not_apply_is_left_out_with_a_message() -> None:
+    group = {"id": "g", "title": "Group", "action": [use(REVIEW, "out", condition=[condition("false")])]}
+    result = apply(plan(group, use(REVIEW, "kept")), ALL)
+    assert [a["id"] for a in request_group(result)["action"]] == ["kept"]
+    assert result.issues[-1].severity == "information" and "Group" in result.issues[-1].diagnostics
+    assert result.issues[-1].expression == ("PlanDefinition.action[0]",)
+
+
+def test_action_with_a_definition_and_sub_actions_keeps_both_apart() -> None:
+    """rqg-1 (resource or action, not both): the action's own resource becomes its first sub-action."""
+    result = apply(plan(use(REVIEW, "parent", action=[use(IMAGING, "child")])), ALL)
+    (parent,) = request_group(result)["action"]
+    assert "resource" not in parent
+    own, child = parent["action"]
+    assert by_id(result, own["resource"]["reference"])["resourceType"] == "Task" and child["id"] == "child"
+
+
+def test_generated_resources_breaking_an_r4_invariant_are_refused_before_anything_is_returned() -> None:
+    backwards = {"path": "restriction.period.end", "expression": expr("%now - 1 day")}
+    with pytest.raises(BusinessRuleViolation) as caught:
+        apply(plan({"id": "a", "title": "Backwards", "dynamicValue": [backwards]}))
+    assert caught.value.status == 422 and "per-1" in caught.value.diagnostics
+    assert caught.value.expression == ("CarePlan.contained[1].restriction.period",)
+
+
 def test_dynamic_values_of_definition_then_action_set_nested_paths() -> None:
     ad = activity("dv", "ServiceRequest", code={"text": "CT"}, dynamicValue=[
         {"path": "priority", "expression": expr("'urgent'")},
@@ -192,6 +235,15 @@ def test_a_due_date_set_by_a_dynamic_value_is_written_like_computed_ones() -> No
     assert task["restriction"]["period"]["end"] == "2026-03-04T09:30:15+00:00"
 
 
+def test_cql_in_the_definition_of_an_action_that_does_not_apply_is_refused_too() -> None:
+    ad = activity("dv", dynamicValue=[{"path": "priority", "expression": expr("'urgent'", language="text/cql")}])
+    with pytest.raises(NotSupported) as caught:
+        apply(plan(use(ad, "a", condition=[condition("false")])), [ad])
+    assert caught.value.expression == (
+        "PlanDefinition.action[0].definitionCanonical.resolve().dynamicValue[0].expression",
+    )
+
+
 def test_cql_dynamic_value_is_not_supported() -> None:
     ad = activity("dv", dynamicValue=[{"path": "priority", "expression": expr("'urgent'", language="text/cql")}])
     with pytest.raises(NotSupported) as caught:
@@ -201,33 +253,62 @@ def test_cql_dynamic_value_is_not_supported() -> None:
     )
 
 
-@pytest.mark.parametrize(("behaviour", "intent", "status"), [
-    ("exactly-one", "option", "draft"), ("at-most-one", "option", "draft"), ("any", "option", "draft"),
-    ("one-or-more", "option", "draft"), ("all", "order", "active"), ("all-or-none", "order", "active"),
+@pytest.mark.parametrize(("behaviour", "task"), [
+    ("exactly-one", ("option", "draft")), ("at-most-one", ("option", "draft")), ("any", ("option", "draft")),
+    ("one-or-more", ("option", "draft")), ("all", ("order", "requested")), ("all-or-none", ("order", "requested")),
 ])  # fmt: skip
-def test_selection_behaviour_decides_option_or_order(behaviour: str, intent: str, status: str) -> None:
+@pytest.mark.parametrize("persist", [False, True])
+def test_selection_behaviour_decides_whether_the_tasks_are_options_or_orders(
+    behaviour: str, task: tuple[str, str], persist: bool
+) -> None:
     group = {"id": "g", "selectionBehavior": behaviour, "requiredBehavior": "must", "precheckBehavior": "yes",
              "groupingBehavior": "logical-group", "cardinalityBehavior": "single",
              "action": [use(IMAGING, "x"), use(IMAGING, "y")]}  # fmt: skip
-    result = apply(plan(group), ALL)
+    result = apply(plan(group), ALL, persist=persist)
     (copied,) = request_group(result)["action"]
     for key in ("selectionBehavior", "requiredBehavior", "precheckBehavior", "groupingBehavior", "cardinalityBehavior"):
         assert copied[key] == group[key]
-    assert {(r["intent"], r["status"]) for r in contained(result, "ServiceRequest")} == {(intent, status)}
-    task_status = "draft" if intent == "option" else "requested"
-    assert {(t["intent"], t["status"]) for t in contained(result, "Task")} == {(intent, task_status)}
+    # the requests are proposed in any case; their worklist Tasks are ordered unless they are one of a choice
+    assert {(r["intent"], r["status"]) for r in contained(result, "ServiceRequest")} == {("option", "draft")}
+    assert {(t["intent"], t["status"]) for t in contained(result, "Task")} == {task}
+
+
+def test_a_standalone_activity_definition_apply_proposes_requests_and_orders_tasks() -> None:
+    ctx_ = ctx()
+    assert {k: v for k, v in apply_activity_definition(DRUG, DictResolver([]), ctx_).items()
+            if k in ("status", "intent")} == {"status": "draft", "intent": "proposal"}  # fmt: skip
+    task = apply_activity_definition(REVIEW, DictResolver([]), ctx_)
+    assert (task["status"], task["intent"]) == ("requested", "order")
 
 
 def test_goals_are_contained_and_linked() -> None:
-    goal = {"id": "g1", "description": {"text": "Symptom control"}, "target": [{"due": {"value": 2, "unit": "weeks"}}]}
+    goal = {"id": "g1", "description": {"text": "Symptom control"}}
     result = apply(plan(use(REVIEW, "a", goalId=["g1"]), goal=[goal]), ALL)
     (made,) = contained(result, "Goal")
-    assert made["description"] == {"text": "Symptom control"} and made["target"][0]["dueDate"] == "2024-03-15"
+    assert made["description"] == {"text": "Symptom control"} and made["lifecycleStatus"] == "active"
     assert result.careplan["goal"] == [{"reference": f"#{made['id']}"}]
     (task,) = contained(result, "Task")
     link = extension_values(task, "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal")
     assert link == [{"url": "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal",
                      "valueReference": {"reference": f"#{made['id']}"}}]  # fmt: skip
+
+
+TWO_WEEKS = {"value": 2, "unit": "weeks", "system": "http://unitsofmeasure.org", "code": "wk"}
+PAIN = {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]}
+
+
+def test_goal_category_start_and_targets_come_across_as_r4_goal_elements() -> None:
+    """R4: Goal.category is a list; goal.start (CodeableConcept) is startCodeableConcept, no startDate is
+    invented; target measure and detail[x] as they are, due (a Duration) as dueDuration."""
+    start = {"text": "pathway start"}
+    target = {"measure": PAIN, "detailRange": {"high": {"value": 3}}, "due": TWO_WEEKS}
+    goal = {"id": "g1", "category": {"text": "physiotherapy"}, "description": {"text": "Pain under control"},
+            "start": start, "target": [target]}  # fmt: skip
+    result = apply(plan(use(REVIEW, "a", goalId=["g1"]), goal=[goal]), ALL)
+    (made,) = contained(result, "Goal")
+    assert made["category"] == [{"text": "physiotherapy"}]
+    assert made["startCodeableConcept"] == start and "startDate" not in made
+    assert made["target"] == [{"measure": PAIN, "detailRange": {"high": {"value": 3}}, "dueDuration": TWO_WEEKS}]
 
 
 def test_unknown_goal_id_is_a_warning_not_a_dangling_link() -> None:

@@ -78,6 +78,27 @@ def test_bundle_is_deterministic() -> None:
     assert make_bundle()[1] == make_bundle()[1]
 
 
+def _containers(value: Any) -> list[Any]:
+    """Every dict and list inside a JSON value, itself included."""
+    if isinstance(value, dict):
+        return [value, *(c for v in value.values() for c in _containers(v))]
+    if isinstance(value, list):
+        return [value, *(c for v in value for c in _containers(v))]
+    return []
+
+
+def test_the_bundle_shares_nothing_mutable_with_the_result() -> None:
+    """Persisting rewrites the entries in place (ids, references): that must never reach the engine's result."""
+    result, bundle = make_bundle()
+    before = json.dumps(result.careplan, sort_keys=True)
+    shared = {id(c) for c in _containers(result.careplan)} & {id(c) for c in _containers(bundle)}
+    assert shared == set()
+    for entry in bundle["entry"]:
+        entry["resource"]["id"] = "changed"
+        entry["resource"].pop("extension", None)
+    assert json.dumps(result.careplan, sort_keys=True) == before
+
+
 def test_every_extension_the_engine_writes_is_defined_in_contracts() -> None:
     definitions = [json.loads(p.read_text()) for p in sorted(CONTRACTS.glob("*.json"))]
     for definition in definitions:

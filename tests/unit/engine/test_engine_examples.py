@@ -52,7 +52,12 @@ def test_options_example_matches_requestgroup_example() -> None:
     assert titles == ["Administer Medication 1", "Administer Medication 2"]
     requests = contained(result, "MedicationRequest")
     assert len(requests) == len([r for r in example["contained"] if r["resourceType"] == "MedicationRequest"])
-    assert {r["intent"] for r in requests} == {"order"}  # selectionBehavior all: ordered, not proposed
+    # What a RequestGroup action points to is an option (R4), and a medication is never an active order, persisted
+    # or not: carepath proposes, clinicians decide.
+    assert {(r["intent"], r["status"]) for r in requests} == {("option", "draft")}
+    persisted = contained(apply(fixture("plandefinition-options-example.json"), subject="Patient/example",
+                                persist=True), "MedicationRequest")  # fmt: skip
+    assert {(r["intent"], r["status"]) for r in persisted} == {("option", "draft")}
 
 
 def test_options_example_timing_puts_medication_two_an_hour_after_one() -> None:
@@ -77,6 +82,10 @@ def test_kdn5_example_matches_requestgroup_kdn5_example() -> None:
 
 def test_official_activity_definitions_apply_or_refuse_cql_clearly() -> None:
     servicerequest = fixture("activitydefinition-servicerequest-example.json")
+    with pytest.raises(NotSupported) as caught:  # its timing event is a CQL cqf-expression
+        apply_activity_definition(servicerequest, DictResolver([]), _ctx())
+    assert caught.value.expression == ("ActivityDefinition.timingTiming._event[0].extension[0].valueExpression",)
+    del servicerequest["timingTiming"]
     request = apply_activity_definition(servicerequest, DictResolver([]), _ctx())
     assert request["resourceType"] == "ServiceRequest" and request["code"] == servicerequest["code"]
     medication = fixture("activitydefinition-medicationorder-example.json")

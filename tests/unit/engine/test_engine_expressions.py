@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from engine_support import activity, apply, condition, contained, ctx, expr, plan, variable
 
+from carepath.engine import DictResolver, apply_activity_definition
 from carepath.engine.expressions import Evaluator
-from carepath.errors import InvalidRequest, NotSupported
+from carepath.errors import BusinessRuleViolation, NotSupported
 
 TASK = activity("follow-up")
 
@@ -36,8 +37,25 @@ def test_now_and_today_functions_return_the_frozen_instant() -> None:
 def test_subject_and_patient_come_from_data_else_a_stub() -> None:
     patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1950-06-01"}
     assert applies("%patient.birthDate < today() - 70 years", data=data(patient))
-    assert applies("%subject.id = 'p1' and %context.birthDate.exists()", data=data(patient))
+    assert applies("%subject.id = 'p1' and %subject.birthDate.exists()", data=data(patient))
     assert applies("%patient.id = 'p1' and %patient.birthDate.empty()")
+
+
+def test_context_is_the_definition_being_applied() -> None:
+    """As cqframework's clinical-reasoning binds it: the PlanDefinition for its actions, the ActivityDefinition
+    for its own dynamicValues (content written for HAPI's $apply used to produce empty text here)."""
+    ad = activity("t", dynamicValue=[{"path": "description", "expression": expr("%context.title + ' (AD)'")}])
+    action = {"id": "a", "definitionCanonical": ad["url"], "condition": [condition("%context.version = '2.1.0'")],
+              "dynamicValue": [{"path": "note[0].text", "expression": expr("'from ' + %context.title")}]}  # fmt: skip
+    with_variable = plan(action, extension=[variable("planName", "%context.title")])
+    with_variable["action"][0]["dynamicValue"].append({"path": "priority", "expression": expr(
+        "iif(%planName = 'Test plan', 'urgent', 'routine')")})  # fmt: skip
+    result = apply(with_variable, [ad])
+    (task,) = contained(result, "Task")
+    assert task["description"] == "T (AD)" and task["priority"] == "urgent"
+    assert task["note"][0]["text"] == "from Test plan"
+    standalone = apply_activity_definition(ad, DictResolver([]), ctx())
+    assert standalone["description"] == "T (AD)"
 
 
 def test_data_bundle_and_resolve_use_the_supplied_records() -> None:
@@ -68,7 +86,7 @@ def test_variables_are_evaluated_in_order_and_may_use_earlier_ones() -> None:
 
 
 def test_a_variable_cannot_see_later_ones() -> None:
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(BusinessRuleViolation) as caught:
         applies("%first = 1", variable("first", "%second"), variable("second", "1"))
     assert caught.value.expression == ("PlanDefinition.extension[0]",)
 
@@ -94,30 +112,62 @@ def test_action_variables_are_scoped_to_the_action() -> None:
     scoped = {"id": "a", "extension": [variable("local", "true")], "condition": [condition("%local")],
               "definitionCanonical": TASK["url"]}  # fmt: skip
     sibling = {"id": "b", "condition": [condition("%local")], "definitionCanonical": TASK["url"]}
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(BusinessRuleViolation) as caught:
         apply(plan(scoped, sibling), [TASK])
-    assert caught.value.expression == ("PlanDefinition.action[1].condition[0]",)
+    # a content fault, not the request's: 422 naming the expression
+    assert caught.value.status == 422 and caught.value.expression == ("PlanDefinition.action[1].condition[0]",)
+    assert (
+        "undefined environment variable: local" in caught.value.diagnostics and "'%local'" in caught.value.diagnostics
+    )
 
 
 def test_cql_condition_is_not_supported_and_names_the_action() -> None:
     action = {"id": "a", "condition": [condition("true"), condition("AgeInYears() > 18", language="text/cql")]}
     with pytest.raises(NotSupported) as caught:
         apply(plan({"id": "ok"}, {"id": "group", "action": [action]}))
-    assert caught.value.expression == ("PlanDefinition.action[1].action[0].condition[1]",)
+    assert caught.value.expression == ("PlanDefinition.action[1].action[0].condition[1].expression",)
     assert caught.value.status == 422
 
 
-def test_cql_after_a_false_condition_is_never_looked_at() -> None:
+def test_cql_after_a_false_condition_is_refused_too() -> None:
     action = {"id": "a", "condition": [condition("false"), condition("Foo", language="text/cql-identifier")]}
-    result = apply(plan(action, {"id": "b", "definitionCanonical": TASK["url"]}), [TASK])
-    assert result.applicable
-    assert [i.expression for i in result.issues] == [("PlanDefinition.action[0].condition[0]",)]
+    with pytest.raises(NotSupported) as caught:
+        apply(plan(action, {"id": "b", "definitionCanonical": TASK["url"]}), [TASK])
+    assert caught.value.expression == ("PlanDefinition.action[0].condition[1].expression",)
 
 
-def test_invalid_fhirpath_is_an_invalid_request_at_the_condition() -> None:
-    with pytest.raises(InvalidRequest) as caught:
+def test_cql_dynamic_value_of_an_action_without_definition_is_refused() -> None:
+    """It used to be silently ignored: the action produced nothing to set the value on."""
+    action = {
+        "id": "a",
+        "title": "Talk",
+        "dynamicValue": [{"path": "priority", "expression": expr("X", language="text/cql")}],
+    }
+    with pytest.raises(NotSupported) as caught:
+        apply(plan(action))
+    assert caught.value.expression == ("PlanDefinition.action[0].dynamicValue[0].expression",)
+
+
+def test_library_and_cql_in_a_trigger_or_variable_are_refused() -> None:
+    library = "https://fhir.carepath.dev/Library/logic"
+    with pytest.raises(NotSupported) as caught:
+        apply(plan({"id": "a", "definitionCanonical": TASK["url"]}, library=[library]), [TASK])
+    assert caught.value.expression == ("PlanDefinition.library[0]",) and library in caught.value.diagnostics
+    cql = {"language": "text/cql", "expression": "Foo"}
+    trigger = {"type": "named-event", "name": "x", "condition": cql}
+    with pytest.raises(NotSupported) as caught:
+        apply(plan({"id": "a", "trigger": [trigger], "definitionCanonical": TASK["url"]}), [TASK])
+    assert caught.value.expression == ("PlanDefinition.action[0].trigger[0].condition",)
+    cql_variable = {"url": "http://hl7.org/fhir/StructureDefinition/variable", "valueExpression": {"name": "v", **cql}}
+    with pytest.raises(NotSupported) as caught:
+        apply(plan({"id": "a", "definitionCanonical": TASK["url"]}, extension=[cql_variable]), [TASK])
+    assert caught.value.expression == ("PlanDefinition.extension[0].valueExpression",)
+
+
+def test_invalid_fhirpath_is_a_content_fault_at_the_condition() -> None:
+    with pytest.raises(BusinessRuleViolation) as caught:
         applies("%now +")
-    assert caught.value.expression == ("PlanDefinition.action[0].condition[0]",)
+    assert caught.value.status == 422 and caught.value.expression == ("PlanDefinition.action[0].condition[0]",)
 
 
 def test_dynamic_value_sees_the_resource_being_built() -> None:
@@ -128,6 +178,28 @@ def test_dynamic_value_sees_the_resource_being_built() -> None:
     result = apply(plan({"id": "a", "definitionCanonical": ad["url"]}), [ad])
     (task,) = contained(result, "Task")
     assert task["description"] == "urgent follow-up"
+
+
+def test_dynamic_value_yielding_nothing_writes_nothing() -> None:
+    """R4 ele-1: an empty result creates no empty element on the way (`payload: [{}]` was written before)."""
+    ad = activity("note", "CommunicationRequest", dynamicValue=[
+        {"path": "payload[0].contentString", "expression": expr("%subject.name.text")},
+        {"path": "reasonCode[0].coding[0].code", "expression": expr("{}")},
+    ])  # fmt: skip
+    del ad["title"]
+    result = apply(plan({"id": "a", "definitionCanonical": ad["url"]}), [ad])
+    (request,) = contained(result, "CommunicationRequest")
+    assert "payload" not in request and "reasonCode" not in request
+
+
+def test_dynamic_value_yielding_nothing_removes_only_what_it_names() -> None:
+    ad = activity("t", dynamicValue=[
+        {"path": "input[0].type.text", "expression": expr("'kept'")},
+        {"path": "input[0].valueString", "expression": expr("'x'")},
+        {"path": "input[0].valueString", "expression": expr("{}")},
+    ])  # fmt: skip
+    task = apply_activity_definition(ad, DictResolver([]), ctx())
+    assert task["input"] == [{"type": {"text": "kept"}}]
 
 
 def test_expression_results_are_memoised_within_one_apply_except_those_reading_the_resource() -> None:

@@ -10,7 +10,7 @@ from engine_support import NOW, activity, apply, condition, contained, expr, ext
 
 from carepath.canonical import extension_url
 from carepath.engine.timing import Interval, duration, own_interval, related_interval
-from carepath.errors import BusinessRuleViolation, InvalidRequest
+from carepath.errors import BusinessRuleViolation
 
 TASK = activity("t")
 SERVICE = activity("s", "ServiceRequest", code={"text": "CT"})
@@ -37,7 +37,7 @@ def test_duration_units() -> None:
     assert NOW + duration({"value": 2, "code": "wk"}, "x") == NOW + timedelta(days=14)
     assert (NOW + duration({"value": 1, "unit": "month"}, "x")).isoformat() == "2024-04-01T09:30:00+00:00"
     assert NOW + duration({"value": 36, "unit": "hours"}, "x") == NOW + timedelta(hours=36)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(BusinessRuleViolation):
         duration({"value": 3, "unit": "parsecs"}, "x")
 
 
@@ -119,7 +119,7 @@ def test_related_interval_relationships() -> None:
     assert rel("before", offsetRange={"low": days(1), "high": days(3)}) == Interval(
         NOW - timedelta(days=3), NOW - timedelta(days=1)
     )
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(BusinessRuleViolation):
         rel("sometime")
 
 
@@ -131,7 +131,7 @@ def test_dependents_wait_for_generated_predecessors() -> None:
     a, b = action("a", timingDuration=days(2)), action("b", timingDuration=days(3))
     c = action("c", relatedAction=[{"actionId": "a", "relationship": "after-end"},
                                    {"actionId": "b", "relationship": "after"}])  # fmt: skip
-    result = apply(plan(c, a, b), [TASK])
+    result = apply(plan(c, a, b), [TASK], persist=True)  # the worklist's statuses
     waiting = task_of(result, "c")
     refs = [e["valueReference"]["reference"] for e in extension_values(waiting, WAITS_FOR)]
     assert refs == [f"#{task_of(result, 'a')['id']}", f"#{task_of(result, 'b')['id']}"]
@@ -143,7 +143,7 @@ def test_dependents_wait_for_generated_predecessors() -> None:
 def test_inapplicable_predecessor_is_not_waited_for() -> None:
     a = action("a", condition=[condition("false")])
     b = action("b", relatedAction=[{"actionId": "a", "relationship": "after-end", "offsetDuration": days(1)}])
-    result = apply(plan(a, b), [TASK])
+    result = apply(plan(a, b), [TASK], persist=True)
     task = task_of(result, "b")
     assert task["status"] == "requested" and extension_values(task, WAITS_FOR) == []
     assert period(result, "b")["end"] == "2024-03-02T09:30:00+00:00"
@@ -183,3 +183,16 @@ def test_unknown_related_action_is_a_warning() -> None:
     result = apply(plan(action("a", relatedAction=[{"actionId": "ghost", "relationship": "after"}])), [TASK])
     assert result.issues[0].severity == "warning"
     assert result.issues[0].expression == ("PlanDefinition.action[0].relatedAction[0]",)
+
+
+def test_out_of_range_timing_in_stored_content_is_a_422_naming_the_element_not_an_overflow() -> None:
+    """Content stored before validation refused such durations: 1e300 days overflowed into a 500."""
+    huge = {"value": 1e300, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}
+    with pytest.raises(BusinessRuleViolation) as caught:
+        apply(plan(action("a", timingDuration=huge)), [TASK])
+    assert caught.value.status == 422 and caught.value.expression == ("PlanDefinition.action[0].timing",)
+    end_of_time = action("b", timingDateTime="9999-12-31T00:00:00Z")
+    after = action("c", relatedAction=[{"actionId": "b", "relationship": "after-end", "offsetDuration": days(2)}])
+    with pytest.raises(BusinessRuleViolation) as caught:
+        apply(plan(end_of_time, after), [TASK])
+    assert caught.value.expression == ("PlanDefinition.action[1]",)

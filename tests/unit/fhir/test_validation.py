@@ -235,3 +235,21 @@ def test_every_problem_is_reported_at_once_as_invalid_issues() -> None:
     rendered = issues[0].to_fhir()
     assert rendered["severity"] == "error"
     assert rendered["expression"] == [issues[0].expression[0]]
+
+
+@pytest.mark.parametrize(
+    ("element", "value", "ok"),
+    [("timingDuration", {"value": 1e300, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}, False),
+     ("timingDuration", {"value": -400_000, "unit": "days"}, False),
+     ("timingAge", {"value": 1001, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}, False),
+     ("timingDuration", {"value": 999, "unit": "years"}, True),
+     ("timingDuration", {"value": 1e300, "unit": "furlongs"}, True)],  # not a time unit: not judged here
+)  # fmt: skip
+def test_durations_beyond_a_thousand_years_are_out_of_range(element: str, value: dict[str, Any], ok: bool) -> None:
+    definition = {"resourceType": "ActivityDefinition", "status": "active", element: value}
+    if ok:
+        validate_resource(definition)
+        return
+    with pytest.raises(InvalidResource) as caught:
+        validate_resource(definition)
+    assert caught.value.expression == (f"ActivityDefinition.{element}",)
