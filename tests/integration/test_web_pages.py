@@ -40,7 +40,7 @@ async def _seed(client: httpx.AsyncClient) -> dict[str, str]:
     nurse = await create(client, {"resourceType": "Practitioner", "name": [{"text": "Claire Idec"}]})
     careplan = await create(client, {"resourceType": "CarePlan", "status": "active", "intent": "plan",
                                      "subject": {"reference": f"Patient/{patient['id']}"},
-                                     "instantiatesCanonical": [f"{PLAN}|1.0.0"]})  # fmt: skip
+                                     "instantiatesCanonical": [f"{PLAN}|{plan['version']}"]})  # fmt: skip
     p, c = patient["id"], careplan["id"]
     late = await create(
         client,
