@@ -3,7 +3,8 @@ real `carepath serve` on a free loopback port with the demo data, axe-core (ship
 axe-playwright-python package) on every page. Screenshots go to tests/e2e/artifacts/ (git-ignored).
 
 Without /usr/bin/chromium the tests skip, unless CAREPATH_REQUIRE_SERVICES=1 (CI installs it in .ci/run).
-Live updates are not exercised: the page is re-read after navigation (server-sent events are not built yet).
+The live update is real: a `$apply` through the FHIR API while the worklist is open reaches the page through the
+outbound stream and `/app/live` (server-sent events), and the page changes without a reload.
 """
 
 from __future__ import annotations
@@ -168,3 +169,22 @@ async def test_concurrent_edit_and_refused_input(page: object, server: str) -> N
     await page.locator("form.action-reject textarea").evaluate("e => e.removeAttribute('required')")
     await page.locator("form.action-reject button").click()
     await expect(page.locator("#action-error")).to_contain_text("A reason is needed to reject")
+
+
+async def test_worklist_updates_live_when_work_is_created(page: object, server: str) -> None:
+    from playwright.async_api import Page, expect
+
+    assert isinstance(page, Page)
+    await page.goto("/app?patient=P03&status=all")
+    before = await page.locator("#total").text_content()
+    await page.evaluate("window.notReloaded = true")
+    parameters = {"resourceType": "Parameters", "parameter": [
+        {"name": "url", "valueUri": "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"},
+        {"name": "subject", "valueString": "Patient/P03"}, {"name": "persist", "valueBoolean": True}]}  # fmt: skip
+    async with httpx.AsyncClient(base_url=server) as api:
+        response = await api.post("/fhir/PlanDefinition/$apply", json=parameters,
+                                  headers={"Content-Type": "application/fhir+json"})  # fmt: skip
+        assert response.status_code in (200, 201), response.text
+    await expect(page.locator("#live-region")).to_have_text("The list has changed.", timeout=15000)
+    await expect(page.locator("#total")).not_to_have_text(before or "", timeout=5000)
+    assert await page.evaluate("window.notReloaded") is True  # updated in place, not reloaded

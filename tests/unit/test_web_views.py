@@ -3,6 +3,7 @@ rows, the task page's reason/dependencies/history, the actions' new Task version
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from carepath.errors import InvalidRequest
 from carepath.web.views import actions, task, worklist
 from carepath.web.views.fhir import GENERATED_BY, WAITS_FOR
 from carepath.web.views.i18n import EN, FR, Translator, format_date, negotiate
+from carepath.web.views.live import live_message
 from carepath.web.views.pathway import layers, pathway_svg, step_state
 from carepath.web.views.timeline import timeline_svg
 
@@ -172,3 +174,14 @@ def test_pathway_layers_and_states() -> None:
         assert f'class="step {state}"' in markup
     assert step_state(_task("x", "in-progress"), NOW) == "in-progress"
     assert ">overdue</text>" in markup  # the state is written, not only coloured
+
+
+def test_live_frames_carry_kind_and_ids_only() -> None:
+    task_event = {"type": "dev.carepath.task.created", "subject": "Patient/P1",
+                  "data": {"resourceType": "Task", "id": "t1", "description": "Pain assessment"}}  # fmt: skip
+    frame = live_message(json.dumps(task_event).encode())
+    assert frame == 'event: change\ndata: {"type":"task.created","id":"t1","patient":"P1"}\n\n'
+    alert = live_message(json.dumps({**task_event, "type": "dev.carepath.task.overdue"}))
+    assert alert is not None and alert.startswith("event: alert\n") and "Pain" not in alert
+    assert live_message(json.dumps({"type": "dev.carepath.fhir.resource", "data": {}})) is None
+    assert live_message(b"not json") is None and live_message(None) is None

@@ -8,27 +8,31 @@ as a FHIR PUT, so the workflow's state machine decides, and its refusal is shown
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from carepath.api.state import app_state
 from carepath.errors import CarepathError, InvalidRequest, PreconditionFailed
+from carepath.events.streams import Entry
 from carepath.service.interactions import Interaction, check_id, execute_crud
 from carepath.web import data
 from carepath.web.session import COOKIE, DEV_USER, Session, Sessions, csrf_ok
 from carepath.web.views import actions, task, worklist
 from carepath.web.views.fhir import concept_text, due, label, patient_name, practitioner_name
 from carepath.web.views.i18n import Translator, format_date, negotiate
+from carepath.web.views.live import live_message
 from carepath.web.views.pathway import pathway_svg
 from carepath.web.views.timeline import timeline_svg
 
@@ -208,6 +212,45 @@ async def patient_page(request: Request, patient_id: str) -> Response:
     ]  # fmt: skip
     return page.render("patient.html", patient=patient, patient_label=patient_name(patient), plans=drawn,
                        label=label, due_state=lambda k: worklist.due_state(k, page.now, page.tz))  # fmt: skip
+
+
+@router.get("/live")
+async def live(request: Request) -> Response:
+    """Server-sent events for the open pages, read from the outbound stream itself (XREAD from its end, not
+    through the workers' consumer group), so every API process tells its own pages."""
+    page = Page(request)
+    if not _signed_in(page):
+        return page.signed_out()
+    streams = page.state.streams
+    stream = page.state.settings.events_outbound_stream
+
+    async def frames() -> AsyncIterator[str]:
+        newest = cast(list[Entry], await streams.redis.xrevrange(stream, count=1) or [])
+        last: bytes | str = newest[0][0] if newest else "0-0"
+        yield "retry: 3000\n\n"
+        quiet = 0.0
+        while not await request.is_disconnected():
+            if streams.blocking:
+                reply = await streams.redis.xread({stream: last}, count=100, block=page.state.settings.events_block_ms)
+            else:  # the in-process substitute does not block: poll
+                reply = await streams.redis.xread({stream: last}, count=100)
+                if not reply:
+                    await asyncio.sleep(page.state.settings.events_poll_ms / 1000)
+            for _, entries in cast(list[tuple[bytes, list[Entry]]], reply or []):
+                for entry_id, fields in entries:
+                    last = entry_id
+                    frame = live_message(fields.get(b"event"))
+                    if frame is not None:
+                        quiet = 0.0
+                        yield frame
+            quiet += 1
+            if quiet > 15:  # a comment now and then keeps proxies from closing an idle stream
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+
+    response = StreamingResponse(frames(), media_type="text/event-stream")
+    response.headers["X-Accel-Buffering"] = "no"
+    return page.finish(response)
 
 
 @router.get("/lang")
