@@ -5,7 +5,7 @@
 Writes, next to carepath.fhir.search / carepath.fhir:
   services/carepath/fhir/search/search-parameters.json  every R4 SearchParameter carepath's engine can answer
                                                         (token, string, date, reference, quantity, uri) on an R4
-                                                        resource type it serves, plus carepath's own (Task-due-date)
+                                                        resource type it serves, plus carepath's own (Task-due-date, Task-waits-for)
   services/carepath/fhir/r4-resource-types.json         R4's concrete resource types: those served, and why the
                                                         others are not (the R4B validation models lack them)
 and the contracts/ copy of the SearchParameter Bundle. Then run scripts/export_contracts.py.
@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGED = REPO / "services" / "carepath" / "fhir" / "search" / "search-parameters.json"
 PUBLISHED = REPO / "contracts" / "search-parameters.json"
 RESOURCE_TYPES = REPO / "services" / "carepath" / "fhir" / "r4-resource-types.json"
-OWN = (REPO / "contracts" / "SearchParameter-Task-due-date.json",)
+OWN = (REPO / "contracts" / "SearchParameter-Task-due-date.json",
+       REPO / "contracts" / "SearchParameter-Task-waits-for.json")
 
 # What carepath's search engine implements per parameter type (fhir/search/query.py and store/search_sql.py).
 _COMPARATORS = ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]

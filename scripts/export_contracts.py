@@ -5,7 +5,7 @@
 
 contracts/CapabilityStatement.json        GET /fhir/metadata as served at the default address of `carepath serve`
 contracts/openapi.json                    the FastAPI app's OpenAPI document
-contracts/SearchParameter-Task-due-date.json  our own search parameter, as in the SearchParameter bundle
+contracts/SearchParameter-Task-*.json      our own search parameters (due-date, waits-for), as in the SearchParameter bundle
 contracts/resource-types.json             the R4 resource types served, and why each other R4 type is not
 (contracts/search-parameters.json is written by scripts/build_search_parameters.py, with the packaged copy)
 """
@@ -27,7 +27,7 @@ from carepath.settings import Settings
 CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
 # The base URL the statement names (`implementation.url`): where `carepath serve` listens by default.
 CONTRACT_BASE = "http://127.0.0.1:8000/fhir"
-OWN_SEARCH_PARAMETERS = ("Task-due-date",)
+OWN_SEARCH_PARAMETERS = ("Task-due-date", "Task-waits-for")
 
 
 def render(document: dict[str, Any]) -> str:

@@ -22,6 +22,9 @@ import pytest
 
 from carepath.api.app import create_app
 from carepath.settings import Settings
+from carepath.store.database import create_engine
+from carepath.store.migrate import upgrade_async
+from carepath.store.repository import Repository
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "fhir-r4-examples"
@@ -128,3 +131,24 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the real app for the parametrised back end."""
     async with open_client(settings) as http:
         yield http
+
+
+@pytest.fixture
+async def pathway_client(
+    settings: Settings, make_client: Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with the shipped pathways loaded at start-up, as `carepath serve` does."""
+    shipped = {"load_pathways_on_start": True, "pathways_dir": REPO_ROOT / "pathways"}
+    async with make_client(settings.model_copy(update=shipped)) as http:
+        yield http
+
+
+@pytest.fixture
+async def repository(settings: Settings) -> AsyncIterator[Repository]:
+    """A repository on the parametrised back end, migrated (for tests below the HTTP layer)."""
+    await upgrade_async(settings.effective_database_url, settings.database_schema)
+    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
+    try:
+        yield Repository(engine)
+    finally:
+        await engine.dispose()

@@ -1,4 +1,5 @@
-"""`carepath serve | worker | db upgrade | pathways load [DIR] | events status | events dead list|redrive | demo`."""
+"""`carepath serve | worker | db upgrade | pathways load [DIR] | scheduler run-once | events status | events dead
+list|redrive | demo`."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load", help="upsert by url|version"
     )
     load.add_argument("directory", nargs="?", type=Path, default=None)
+    scheduler = commands.add_parser("scheduler", help="the scheduler's duties (overdue Tasks)")
+    scheduler.add_subparsers(dest="scheduler_command", required=True).add_parser(
+        "run-once", help="alert every overdue Task once, now"
+    )
     commands.add_parser("demo", help="load the pathways, create sample patients, apply, print a summary")
     commands.add_parser("worker", help="run the event consumer and the outbox relay until SIGTERM")
     events = commands.add_parser("events", help="the event streams").add_subparsers(
@@ -62,6 +67,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "pathways":
         return asyncio.run(_load_pathways(settings, args.directory or settings.effective_pathways_dir))
+    if args.command == "scheduler":
+        return asyncio.run(_scheduler_run_once(settings))
     if args.command in ("worker", "events"):
         from carepath.events.cli import run_events_command
 
@@ -114,6 +121,24 @@ async def _load_pathways(settings: Settings, directory: Path) -> int:
     finally:
         await engine.dispose()
     print(f"pathways from {directory}: {report.summary()}")
+    return 0
+
+
+async def _scheduler_run_once(settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from carepath.service.scheduler import scan_overdue
+    from carepath.store.database import create_engine
+    from carepath.store.migrate import upgrade_async
+    from carepath.store.repository import Repository
+
+    await upgrade_async(settings.effective_database_url, settings.database_schema)
+    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
+    try:
+        report = await scan_overdue(Repository(engine), datetime.now(UTC))
+    finally:
+        await engine.dispose()
+    print(report.summary())
     return 0
 
 

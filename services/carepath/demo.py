@@ -1,7 +1,8 @@
 """`carepath demo`: the whole flow on embedded defaults, for a first look.
 
 Loads the shipped pathways, stores the spec's sample patients, applies the chemotherapy-failure pathway to each
-with `persist=true` (through the same service functions the API uses), and prints what every patient got.
+with `persist=true` (through the same service functions the API uses), and prints what every patient got; then
+completes one patient's Task and shows the Task that waited for it released (demo_release.py).
 Re-running it on the same day changes nothing: patients are upserted and each apply carries an Idempotency-Key.
 
 Then one event-driven enrolment: an integration engine's CloudEvent (a transaction Bundle with a new patient and
@@ -21,6 +22,7 @@ from carepath import jsonutil
 from carepath.canonical import BASE
 from carepath.content.samples import NEGATIVES, SCENARIOS, PatientCase
 from carepath.content.summary import render_summary, summarise
+from carepath.demo_release import show_release
 from carepath.demo_worklist import add_worklist_examples
 from carepath.fhir.search.query import parse_search
 from carepath.service.apply import apply_plan
@@ -55,6 +57,7 @@ async def run_demo(settings: Settings) -> int:
         for case in (*SCENARIOS, NEGATIVES[0]):
             await _store_patient(repository, case, now)
             print(await _apply_and_describe(repository, plan, case, now))
+        print(await show_release(repository, f"Patient/{SCENARIOS[0].key}"))
         print(await _event_driven_enrolment(repository, settings, now))
         print(await add_worklist_examples(repository, now))
     finally:

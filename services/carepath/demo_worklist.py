@@ -50,7 +50,10 @@ async def add_worklist_examples(repository: Repository, now: datetime) -> str:
             if "owner" in values:
                 task["owner"] = {"reference": f"Practitioner/{values['owner']}",
                                  "display": COORDINATORS[values["owner"]]}  # fmt: skip
-            if change == "complete":
+            if change == "complete":  # started first: the state machine has no requested -> completed
+                started = {**task, "status": "in-progress"}
+                stored = (await execute_crud(tx, Interaction("update", "Task", stored.res_id, body=started,
+                                                             if_match=stored.version))).stored or stored  # fmt: skip
                 task["status"] = "completed"
                 task["note"] = [*task.get("note", []), {"text": values["note"], "time": _instant(now)}]
             elif change == "hold":

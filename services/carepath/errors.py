@@ -5,12 +5,13 @@ CarepathError                      500 exception   (never raised for a client's 
 │   └── InvalidResource            400 invalid     resource fails validation (expression names the element)
 ├── NotFound                       404 not-found
 ├── MethodNotAllowed               405 not-supported
-├── Conflict                       409 conflict    id mismatch, invalid Task transition
+├── Conflict                       409 conflict    id mismatch, a concurrent create-on-update
 ├── Gone                           410 deleted
 ├── PreconditionFailed             412 conflict    If-Match mismatch, several conditional matches
 ├── PayloadTooLarge                413 too-long
 ├── UnsupportedMediaType           415 not-supported
 ├── BusinessRuleViolation          422 business-rule
+│   └── InvalidTransition          422 business-rule  a Task status change the workflow's table does not allow
 └── NotSupported                   422 not-supported  e.g. a CQL expression in a PlanDefinition
 """
 
@@ -103,6 +104,10 @@ class UnsupportedMediaType(CarepathError):
 
 class BusinessRuleViolation(CarepathError):
     status, code = 422, "business-rule"
+
+
+class InvalidTransition(BusinessRuleViolation):
+    """A Task status change outside carepath's state table (README, "Task workflow"); names both states."""
 
 
 class NotSupported(CarepathError):

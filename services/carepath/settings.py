@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     )
     load_pathways_on_start: bool = True
     migrate_on_start: bool = Field(default=True, description="apply schema migrations when the API starts")
+    scheduler_interval_s: float = Field(
+        default=60, gt=0, description="Seconds between two scans of the scheduler (overdue Tasks)"
+    )
     log_level: str = "INFO"
     # -- events (Redis Streams; contracts/events/) ------------------------------------------------------------
     events_inbound_stream: str = Field(default="carepath:inbound", description="CloudEvents in")
@@ -50,6 +53,29 @@ class Settings(BaseSettings):
     events_concurrency: int = Field(default=4, description="patients processed in parallel by one consumer")
     events_outbound_maxlen: int = Field(default=100000, description="approximate MAXLEN of the outbound stream")
     events_embedded: bool = Field(default=True, description="without redis_url, serve runs consumer and relay")
+    # -- outbound delivery: Subscriptions (rest-hook) and the hospital push (README "Subscribing") ---------------
+    subscription_allowed_hosts: str = Field(
+        default="", description="comma-separated hosts Subscription endpoints may name; empty = none"
+    )
+    delivery_max_attempts: int = Field(default=6, description="failed tries before error / dead letter")
+    delivery_retry_base_ms: int = Field(default=1000, description="first retry delay, doubled each attempt")
+    delivery_retry_max_ms: int = Field(default=300000, description="longest retry delay")
+    delivery_timeout_ms: int = Field(default=10000, description="HTTP timeout of one delivery request")
+    delivery_lease_ms: int = Field(default=30000, description="a worker killed mid-delivery is taken over after")
+    delivery_poll_ms: int = Field(default=200, description="idle poll interval of the delivery duty")
+    delivery_batch: int = Field(default=100, description="changes fanned out, or notifications sent, per round")
+    delivery_retention_days: int = Field(default=7, description="sent notifications kept for $resend")
+    ehr_base_url: str = Field(default="", description="hospital FHIR server base; empty = no push")
+    ehr_token_url: str = Field(default="", description="its OAuth 2.0 token endpoint (SMART Backend Services)")
+    ehr_client_id: str = ""
+    ehr_private_key_file: str = Field(default="", description="PEM RSA or EC private key (RS384 / ES384)")
+    ehr_key_id: str = Field(default="", description="`kid` of the key in the client's registered JWKS")
+    ehr_scope: str = "system/CarePlan.write system/Task.write"
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.subscription_allowed_hosts.split(",") if h.strip())
+
     timezone: str = Field(default="Europe/Paris", description="the hospital's time zone: what 'overdue' and 'today' "
                           "mean on the worklist (an IANA name)")  # fmt: skip
     app_session_secret: str = Field(

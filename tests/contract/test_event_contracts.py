@@ -10,9 +10,12 @@ import json
 import sys
 import typing
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
@@ -24,6 +27,7 @@ from carepath.events.dead import dead_letter
 from carepath.service.event_intake import INBOUND_TYPES
 from carepath.settings import Settings
 
+MakeClient = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "contracts" / "events"
 sys.path.insert(0, str(REPO / "tests" / "integration"))
@@ -76,7 +80,7 @@ def test_the_asyncapi_document_names_the_streams_and_every_type() -> None:
             assert target == f"{message['title']}.json"
 
 
-async def test_events_emitted_by_a_run_match_the_contract(tmp_path: Path, make_client: Any) -> None:
+async def test_events_emitted_by_a_run_match_the_contract(tmp_path: Path, make_client: MakeClient) -> None:
     settings = env_settings(tmp_path, f"test:{uuid.uuid4().hex[:12]}")
     async with open_env(settings) as env:
         async with make_client(settings) as http:  # the HTTP door: internal events

@@ -117,9 +117,21 @@ async def test_coordinator_flow(page: object, server: str) -> None:
     # open a task and read why it exists
     await rows.first.locator("td:nth-child(3) a").click()
     await expect(page.get_by_role("heading", name="Why this task exists")).to_be_visible()
+    await page.go_back()  # the back button returns to the filtered list
+    await expect(page).to_have_url(re.compile(r"/app\?due=overdue&"))
+    await page.go_forward()
+    await expect(page.get_by_role("heading", name="Why this task exists")).to_be_visible()
     await expect(page.locator("ul.why li").first).not_to_be_empty()
     await _axe(page, "task")
-    # complete it with a note
+    # an invalid move (completing a task not started): the state machine's refusal is explained on the page
+    await page.locator("form.action-start input[name=action]").evaluate("e => e.value = 'complete'")
+    await page.locator("form.action-start button").click()
+    await expect(page.locator("#action-error")).to_contain_text("This change was refused")
+    await expect(page.locator("#action-error")).to_contain_text("completed")
+    await _axe(page, "task-refused")
+    # start it, then complete it with a note
+    await page.locator("form.action-start button").click()
+    await expect(page.get_by_text("The task is in progress.")).to_be_visible()
     await page.locator("form.action-complete textarea").fill("Reassessed in clinic (e2e)")
     await page.locator("form.action-complete button").click()
     await expect(page.get_by_text("The task is completed.")).to_be_visible()
@@ -127,10 +139,7 @@ async def test_coordinator_flow(page: object, server: str) -> None:
     waited = page.locator("#waited-by li")
     if await waited.count():  # what waited for it is listed with its status (after navigation, not live)
         await expect(waited.first.locator(".dep-status")).not_to_be_empty()
-    await page.go_back()
-    await page.go_back()
-    await expect(page).to_have_url(re.compile(r"/app\?due=overdue&"))
-    await page.reload()
+    await page.goto("/app?due=overdue")
     assert await page.locator("table.worklist tbody tr").count() == 1  # the completed one has left the list
     # the patient's timeline and pathway
     await page.locator("table.worklist tbody tr td:nth-child(4) a").first.click()

@@ -4,32 +4,17 @@ cached definitions, a new PlanDefinition version gets a fresh entry, and unpinne
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from apply_support import ASSESS, INFORM, PLAN_URL, REFER, canonical, ecog_observation, pathway
 from sqlalchemy import event
 
 from carepath.service.apply import apply_plan
 from carepath.service.apply_definitions import stored_definitions
 from carepath.service.parameters import OperationInput
-from carepath.settings import Settings
-from carepath.store.database import create_engine
-from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
 
 NOW = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-async def repository(settings: Settings) -> AsyncIterator[Repository]:
-    await upgrade_async(settings.effective_database_url, settings.database_schema)
-    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
-    try:
-        yield Repository(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _store(repository: Repository, *resources: dict[str, object]) -> list[str]:

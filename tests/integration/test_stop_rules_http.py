@@ -2,50 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from workflow_support import FHIR_JSON, patient_tasks, start_pathway
 
 from carepath.content import codes
-from carepath.content.samples import sample_case
-from carepath.settings import Settings
 
-FHIR_JSON = {"content-type": "application/fhir+json"}
-PATHWAYS = Path(__file__).resolve().parents[2] / "pathways"
-PLAN_URL = "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
 THERAPY_CODES = {"183541002", "306313008", "306318004", "306256000", "immunotherapy-eligibility-review",
                  "targeted-therapy-review", "clinical-trial-screening"}  # fmt: skip
-
-
-@pytest.fixture
-async def pathway_client(
-    settings: Settings, make_client: Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with the shipped pathways loaded at start-up, as `carepath serve` does."""
-    async with make_client(settings.model_copy(update={"load_pathways_on_start": True, "pathways_dir": PATHWAYS})) as c:
-        yield c
-
-
-async def _start_pathway(client: httpx.AsyncClient, key: str) -> str:
-    """Store the sample patient `key` and apply the shipped pathway with persist; returns Patient/<key>."""
-    response = await client.post("/fhir", json=sample_case(key).upsert(datetime.now(UTC)), headers=FHIR_JSON)
-    assert response.status_code == 200, response.text
-    params = {"resourceType": "Parameters", "parameter": [{"name": "url", "valueUri": PLAN_URL},
-                                                           {"name": "subject", "valueString": f"Patient/{key}"},
-                                                           {"name": "persist", "valueBoolean": True}]}  # fmt: skip
-    applied = await client.post("/fhir/PlanDefinition/$apply", json=params, headers=FHIR_JSON)
-    assert applied.status_code == 200 and applied.json()["resourceType"] == "CarePlan", applied.text
-    return f"Patient/{key}"
-
-
-async def _tasks(client: httpx.AsyncClient, patient: str) -> list[dict[str, Any]]:
-    bundle = (await client.get(f"/fhir/Task?patient={patient}&_count=200")).json()
-    return [e["resource"] for e in bundle.get("entry", [])]
 
 
 async def _requests(client: httpx.AsyncClient, patient: str) -> dict[str, dict[str, Any]]:
@@ -59,15 +25,15 @@ def _codes_of(task: dict[str, Any], requests: dict[str, dict[str, Any]]) -> set[
 
 
 async def test_death_cancels_every_open_task(pathway_client: httpx.AsyncClient) -> None:
-    patient = await _start_pathway(pathway_client, "P01")
-    before = await _tasks(pathway_client, patient)
+    patient = await start_pathway(pathway_client, "P01")
+    before = await patient_tasks(pathway_client, patient)
     assert before and all(t["status"] in ("requested", "draft") for t in before)
     current = (await pathway_client.get(f"/fhir/{patient}")).json()
     response = await pathway_client.put(
         f"/fhir/{patient}", json={**current, "deceasedBoolean": True}, headers=FHIR_JSON
     )
     assert response.status_code == 200
-    after = await _tasks(pathway_client, patient)
+    after = await patient_tasks(pathway_client, patient)
     assert len(after) == len(before)
     assert {t["status"] for t in after} == {"cancelled"}
     assert all(t["statusReason"]["coding"][0]["code"] == codes.DEATH for t in after)
@@ -76,7 +42,7 @@ async def test_death_cancels_every_open_task(pathway_client: httpx.AsyncClient) 
 async def test_refusal_suspends_therapy_assessments_and_keeps_supportive_care(
     pathway_client: httpx.AsyncClient,
 ) -> None:
-    patient = await _start_pathway(pathway_client, "P01")
+    patient = await start_pathway(pathway_client, "P01")
     refusal = {
         "resourceType": "MedicationRequest", "status": "stopped", "intent": "order", "subject": {"reference": patient},
         "medicationCodeableConcept": {"text": "second-line chemotherapy"},
@@ -84,7 +50,7 @@ async def test_refusal_suspends_therapy_assessments_and_keeps_supportive_care(
     }  # fmt: skip
     assert (await pathway_client.post("/fhir/MedicationRequest", json=refusal, headers=FHIR_JSON)).status_code == 201
     requests = await _requests(pathway_client, patient)
-    tasks = await _tasks(pathway_client, patient)
+    tasks = await patient_tasks(pathway_client, patient)
     therapy = [t for t in tasks if _codes_of(t, requests) & THERAPY_CODES]
     others = [t for t in tasks if not _codes_of(t, requests) & THERAPY_CODES]
     assert therapy and others
@@ -93,8 +59,8 @@ async def test_refusal_suspends_therapy_assessments_and_keeps_supportive_care(
 
 
 async def test_improvement_asks_the_coordinator_and_cancels_nothing(pathway_client: httpx.AsyncClient) -> None:
-    patient = await _start_pathway(pathway_client, "P02")
-    before = {t["id"]: t["status"] for t in await _tasks(pathway_client, patient)}
+    patient = await start_pathway(pathway_client, "P02")
+    before = {t["id"]: t["status"] for t in await patient_tasks(pathway_client, patient)}
     improved = {
         "resourceType": "Observation", "status": "final", "subject": {"reference": patient},
         "code": {"coding": [{"system": codes.LOINC, "code": codes.DISEASE_STATUS}]},
@@ -103,7 +69,7 @@ async def test_improvement_asks_the_coordinator_and_cancels_nothing(pathway_clie
     }  # fmt: skip
     created = await pathway_client.post("/fhir/Observation", json=improved, headers=FHIR_JSON)
     assert created.status_code == 201
-    after = {t["id"]: t for t in await _tasks(pathway_client, patient)}
+    after = {t["id"]: t for t in await patient_tasks(pathway_client, patient)}
     assert {i: after[i]["status"] for i in before} == before  # nothing changed status
     review = [t for i, t in after.items() if i not in before]
     assert len(review) == 1
@@ -114,4 +80,4 @@ async def test_improvement_asks_the_coordinator_and_cancels_nothing(pathway_clie
     assert (
         await pathway_client.put(f"/fhir/Observation/{again['id']}", json=again, headers=FHIR_JSON)
     ).status_code == 200
-    assert len(await _tasks(pathway_client, patient)) == len(after)
+    assert len(await patient_tasks(pathway_client, patient)) == len(after)

@@ -110,16 +110,25 @@ async def test_task_page_explains_and_links_dependencies(client: httpx.AsyncClie
 async def test_complete_with_a_note_goes_through_the_update_and_shows_in_history(client: httpx.AsyncClient) -> None:
     ids = await _seed(client)
     page = (await client.get(f"/app/tasks/{ids['soon']}")).text
-    form = {"csrf": _csrf(page), "action": "complete", "version": "1", "note": "Done by phone"}
+    csrf = _csrf(page)
+    refused = await client.post(f"/app/tasks/{ids['soon']}", data={"csrf": csrf, "action": "complete", "version": "1",
+                                                                   "note": "Too early"})  # fmt: skip
+    assert refused.status_code == 422 and "This change was refused" in refused.text
+    assert "ready" in refused.text and "completed" in refused.text  # the state machine names both states
+    start = {"csrf": csrf, "action": "start", "version": "1"}
+    assert (await client.post(f"/app/tasks/{ids['soon']}", data=start)).status_code == 303
+    form = {"csrf": csrf, "action": "complete", "version": "2", "note": "Done by phone"}
     response = await client.post(f"/app/tasks/{ids['soon']}", data=form)
     assert response.status_code == 303 and response.headers["location"] == f"/app/tasks/{ids['soon']}?done=complete"
     stored = (await client.get(f"/fhir/Task/{ids['soon']}", headers=HEADERS)).json()
-    assert stored["status"] == "completed" and stored["meta"]["versionId"] == "2"
+    assert stored["status"] == "completed" and stored["meta"]["versionId"] == "3"
     assert stored["note"][-1]["text"] == "Done by phone"
     assert stored["note"][-1]["authorReference"]["reference"] == "Practitioner/dev-coordinator"
     after = (await client.get(response.headers["location"])).text
     assert "The task is completed." in after and "Done by phone" in after
-    assert re.search(r"<td>2</td><td>[^<]+</td><td>Completed</td>", after)  # the status change in the history
+    # the status changes in the history, with who made them (the workflow's Provenance names the page's user)
+    assert re.search(r"<td>3</td><td>[^<]+</td><td>Completed</td><td>Dev Coordinator \(IDEC\)</td>", after)
+    assert re.search(r"<td>2</td><td>[^<]+</td><td>In progress</td>", after)
 
 
 async def test_stale_version_is_refused_and_the_typed_text_kept(client: httpx.AsyncClient) -> None:

@@ -1,8 +1,9 @@
 """The dependency direction of DESIGN.md, checked on the source: api/cli/web -> service -> engine, store -> fhir.
 
-The engine and the pathway content are pure (no database, HTTP or queue libraries); nothing below the transports
-imports them; the store knows nothing of the use cases. The worklist (`web/`) is a transport like `api/`: it reads
-and writes through the service layer, never the database directly, and its view models (`web/views/`) are pure.
+The engine, the Task workflow and the pathway content are pure (no database, HTTP or queue libraries); nothing
+below the transports imports them; the store knows nothing of the use cases. The worklist (`web/`) is a transport
+like `api/`: it reads and writes through the service layer, never the database directly, and its view models
+(`web/views/`) are pure.
 """
 
 from __future__ import annotations
@@ -22,14 +23,22 @@ FORBIDDEN = {
     "fhir": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
              "carepath.web", *IO_LIBRARIES),
     "content": ("carepath.store", "carepath.service", "carepath.api", "carepath.web", *IO_LIBRARIES),
-    "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.web"),
-    "service": ("carepath.api", "carepath.events", "carepath.web", "fastapi", "starlette", "redis", "fakeredis"),
+    "workflow": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
+                 "carepath.events", "carepath.web", *IO_LIBRARIES),
+    "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.workflow",
+              "carepath.web"),
+    "service": ("carepath.api", "carepath.delivery", "carepath.events", "carepath.web", "fastapi", "starlette",
+                "redis", "fakeredis"),
     # the event transport calls the use cases; it renders no HTTP and never reaches past them into the engine
     "events": ("carepath.api", "carepath.engine", "carepath.web", "fastapi", "starlette"),
+    "delivery": ("carepath.api", "carepath.engine", "carepath.web", "fastapi", "starlette"),
     "web": ("sqlalchemy", "asyncpg", "aiosqlite", "redis", "fakeredis"),
     "web/views": ("carepath.store", "carepath.service", "carepath.api", "carepath.events", "jinja2", "itsdangerous",
                   *IO_LIBRARIES),
 }  # fmt: skip
+# Pure modules (no I/O: decisions and values only), tested without any server.
+PURE_MODULES = ("delivery/backoff.py", "delivery/notify.py", "delivery/bundle.py", "service/subscription_rules.py")
+PURE_FORBIDDEN = ("carepath.store", "carepath.api", "carepath.events", "carepath.delivery.http", *IO_LIBRARIES)
 
 
 def _imports(path: Path) -> set[str]:
@@ -52,4 +61,12 @@ def test_layer_imports_only_inwards(layer: str) -> None:
         for name in sorted(_imports(path))
         if any(name == banned or name.startswith(banned + ".") for banned in FORBIDDEN[layer])
     ]
+    assert offending == []
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_modules_do_no_io(module: str) -> None:
+    path = PACKAGE / module
+    offending = [name for name in sorted(_imports(path))
+                 if any(name == banned or name.startswith(banned + ".") for banned in PURE_FORBIDDEN)]  # fmt: skip
     assert offending == []

@@ -1,4 +1,4 @@
-"""Operation routes ($apply, $data-requirements).
+"""Operation routes ($apply, $data-requirements, Subscription $status and $resend).
 
 Registered before the generic REST routes so `/{type}/{id}` does not catch them."""
 
@@ -9,11 +9,12 @@ from fastapi.responses import Response
 
 from carepath.api.http import check_acceptable, json_response, read_resource_body
 from carepath.api.state import app_state
-from carepath.errors import MethodNotAllowed
+from carepath.errors import InvalidRequest, MethodNotAllowed
 from carepath.service.apply import ApplyResponse, apply_activity, apply_plan
 from carepath.service.data_requirements import plan_data_requirements
 from carepath.service.interactions import check_id
 from carepath.service.parameters import OperationInput, from_parameters, from_query
+from carepath.service.subscriptions import resend, status_parameters
 
 router = APIRouter(prefix="/fhir")
 
@@ -68,3 +69,22 @@ async def activity_apply(request: Request, activity_id: str) -> Response:
 async def plan_data_requirements_route(request: Request, plan_id: str) -> Response:
     check_acceptable(request)
     return json_response(await plan_data_requirements(app_state(request).repository, check_id(plan_id)))
+
+
+@router.get("/Subscription/{sub_id}/$status")
+@router.post("/Subscription/{sub_id}/$status")
+async def subscription_status(request: Request, sub_id: str) -> Response:
+    check_acceptable(request)
+    async with app_state(request).repository.reader() as tx:
+        return json_response(await status_parameters(tx, check_id(sub_id)))
+
+
+@router.post("/Subscription/{sub_id}/$resend")
+async def subscription_resend(request: Request, sub_id: str) -> Response:
+    """Re-send notifications numbered above `eventsSinceNumber` (without it: the dead-lettered ones)."""
+    inputs = await _inputs(request) if request.headers.get("content-length", "0") != "0" else OperationInput()
+    since = inputs.one("eventsSinceNumber")
+    if since is not None and not (str(since).isdigit()):
+        raise InvalidRequest("eventsSinceNumber must be a non-negative integer", expression=("Parameters.parameter",))
+    async with app_state(request).repository.transaction() as tx:
+        return json_response(await resend(tx, check_id(sub_id), int(since) if since is not None else None))

@@ -8,7 +8,7 @@ what a RequestGroup action points to, `action_intent`: no request but a Task is 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -203,8 +203,14 @@ def plain_task(ctx: ApplyContext, *, intent: Intent, description: str | None) ->
     return out
 
 
-def companion_task(request: dict[str, Any], request_id: str, ctx: ApplyContext, option: bool) -> dict[str, Any]:
-    """carepath's worklist is Task-based: a `fulfill` Task for every request that is not itself a Task."""
+def companion_task(
+    request: dict[str, Any], request_id: str, ctx: ApplyContext, option: bool, roles: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """carepath's worklist is Task-based: a `fulfill` Task for every request that is not itself a Task.
+
+    `roles` are the definition's participant roles: all of them go to `Task.performerType` (0..*), which routes
+    the Task, though a ServiceRequest keeps only one (0..1) and a CommunicationRequest has none.
+    """
     task = plain_task(ctx, intent="option" if option else "order", description=None)
     task["code"] = {"coding": [{"system": TASK_CODE_SYSTEM, "code": "fulfill"}]}
     task["focus"] = {"reference": f"#{request_id}"}
@@ -216,7 +222,9 @@ def companion_task(request: dict[str, Any], request_id: str, ctx: ApplyContext, 
     if isinstance(owner, dict):
         task["owner"] = owner
     performer_type = request.get("performerType")
-    if performer_type:
+    if roles:
+        task["performerType"] = list(roles)
+    elif performer_type:
         task["performerType"] = performer_type if isinstance(performer_type, list) else [performer_type]
     return task
 

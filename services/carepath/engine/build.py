@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from carepath.engine.activity import (
+    Performers,
     action_intent,
     build_request,
     canonical_of,
@@ -116,6 +117,12 @@ def _main_resource(run: Run, node: Node) -> dict[str, Any] | None:
     return request
 
 
+def _roles(run: Run, node: Node) -> tuple[dict[str, Any], ...]:
+    """The participant roles of the action's definition and of the action itself (who the work is for)."""
+    definition = node.definition if node.definition and node.definition["resourceType"] == "ActivityDefinition" else {}
+    return Performers.of([*definition.get("participant", []), *node.action.get("participant", [])], run.ctx).roles
+
+
 def _dynamic_values(node: Node, resource: dict[str, Any]) -> None:
     """ActivityDefinition.dynamicValue first, then the action's, each seeing the resource as built so far."""
     sources: list[tuple[dict[str, Any], Scope, str]] = []
@@ -161,14 +168,19 @@ def _build(run: Run, node: Node) -> None:
     main["id"] = run.new_id(main["resourceType"])
     node.interval = read_interval(main) or interval
     node.main = main
-    node.task = main if main["resourceType"] == "Task" else companion_task(main, main["id"], run.ctx, node.option)
+    if main["resourceType"] == "Task":
+        node.task = main
+    else:
+        node.task = companion_task(main, main["id"], run.ctx, node.option, _roles(run, node))
     if node.task is not main:
         set_interval(node.task, node.interval)
         node.task["description"] = node.label
         node.task["id"] = run.new_id("Task")
     _data_requirements(node, node.task)
+    inherited = node.parent.conditions if node.parent else ()
     reason = Reason(node.frame.canonical, node.frame.plan.get("title"), node.action.get("id"),
-                    node.label, node.conditions)  # fmt: skip
+                    node.label, node.conditions, own=len(node.conditions) - len(inherited),
+                    rule=node.action.get("description"))  # fmt: skip
     goals = _goal_links(run, node)
     for resource in {id(main): main, id(node.task): node.task}.values():
         resource.setdefault("basedOn", []).append({"reference": "#"})  # "#" is the containing CarePlan

@@ -27,7 +27,9 @@ class Reason:
     plan_title: str | None
     action_id: str | None
     action_title: str | None
-    conditions: tuple[str, ...]
+    conditions: tuple[str, ...]  # the ancestors' conditions first, then the action's own
+    own: int = 0  # how many of `conditions` (the last ones) are the action's own
+    rule: str | None = None  # the action's description: its rule in plain words when it has no condition
 
 
 def condition_text(condition: dict[str, Any]) -> str:
@@ -46,11 +48,16 @@ def _extension(reason: Reason) -> dict[str, Any]:
 
 
 def _sentence(reason: Reason) -> str:
+    """The step's own reason first (a coordinator reads why *this* task exists), then what it was created by."""
     plan = f"{reason.plan_title} ({reason.plan})" if reason.plan_title else reason.plan
     action = reason.action_title or reason.action_id or "an action"
-    why = "; ".join(c for c in reason.conditions if c) or "it applies unconditionally"
+    split = len(reason.conditions) - reason.own
+    own = "; ".join(c.rstrip(".") for c in reason.conditions[split:] if c)
+    inherited = "; ".join(c.rstrip(".") for c in reason.conditions[:split] if c) or "it applies unconditionally"
+    own = own or (reason.rule or "").rstrip(".") or "every plan of this pathway has it (no condition of its own)"
     ident = f" [{reason.action_id}]" if reason.action_id and reason.action_title else ""
-    return f"Created by pathway {plan}, action '{action}'{ident}, because: {why}."
+    origin = f"Created by pathway {plan}, action '{action}'{ident}, which applies because: {inherited}."
+    return f"Why this step: {own}. {origin}"
 
 
 def explain(resource: dict[str, Any], reason: Reason) -> None:

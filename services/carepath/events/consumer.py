@@ -44,11 +44,19 @@ TRIMMED = Issue("The entry was trimmed from the stream before it was processed",
 _MAX_BACKOFF_S = 10.0
 
 
+# SQLSTATE classes of a database that cannot be reached or refuses logins for now: connection exception (08),
+# invalid authorization (28), insufficient resources (53), operator intervention (57: shutdown, starting up).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "28", "53", "57")
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying whatever the database says: infrastructure unreachable, or a concurrent-write conflict."""
     if isinstance(exc, Conflict | RedisError | OSError | asyncio.TimeoutError | OperationalError):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    return bool(exc.connection_invalidated) or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
 
 
 async def database_up(engine: AsyncEngine) -> bool:
@@ -61,8 +69,9 @@ async def database_up(engine: AsyncEngine) -> bool:
 
 
 async def transient(exc: BaseException, engine: AsyncEngine) -> bool:
-    """is_transient, or any database error while the database cannot be reached (a refused login, a server
-    restarting): asyncpg reports those as plain DBAPI errors, so the database is asked directly."""
+    """is_transient, or any database error while the database cannot be reached: asyncpg reports some outages
+    as plain DBAPI errors, so the database is asked directly (the SQLSTATE test above also covers an error raised
+    during an outage that ended before this check)."""
     return is_transient(exc) or (isinstance(exc, DBAPIError) and not await database_up(engine))
 
 

@@ -1,7 +1,7 @@
 """The worker: the duties that keep events moving, run together until SIGTERM.
 
-Duties: the inbound consumer and the outbox relay (more can be added, e.g. a scheduler: a duty is an async
-callable taking the stop event). `carepath worker` runs them on a real Redis; without CAREPATH_REDIS_URL,
+Duties: the inbound consumer, the outbox relay and the scheduler (events/scheduling.py); a duty is an async
+callable taking the stop event. `carepath worker` runs them on a real Redis; without CAREPATH_REDIS_URL,
 `carepath serve` runs them in-process on the in-process substitute (embedded mode).
 """
 
@@ -15,8 +15,10 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
+from carepath.delivery.duty import delivery_duty
 from carepath.events.consumer import Consumer, transient
 from carepath.events.relay import relay_once
+from carepath.events.scheduling import scheduler_duty
 from carepath.events.streams import Streams
 from carepath.store import outbox
 from carepath.store.repository import Repository
@@ -58,7 +60,11 @@ def default_duties(repository: Repository, streams: Streams) -> list[Duty]:
     async def relay(stop: asyncio.Event) -> None:
         await relay_duty(repository, streams, stop)
 
-    return [consumer.run, relay]
+    async def scheduler(stop: asyncio.Event) -> None:
+        await scheduler_duty(repository, streams.settings.scheduler_interval_s, stop)
+
+    delivery = delivery_duty(repository, streams.settings)  # Subscriptions and the push to the hospital
+    return [consumer.run, relay, scheduler, delivery]
 
 
 async def run_duties(duties: list[Duty], stop: asyncio.Event) -> None:

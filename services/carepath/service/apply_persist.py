@@ -26,6 +26,7 @@ from carepath.engine.explain import GENERATED_BY
 from carepath.errors import BusinessRuleViolation, CarepathError, InvalidRequest, Issue, operation_outcome
 from carepath.service.apply_definitions import Definitions
 from carepath.service.bundles import run_transaction
+from carepath.service.routing import route_tasks
 from carepath.store.repository import StoreTransaction
 
 CQF_MESSAGES = "http://hl7.org/fhir/StructureDefinition/cqf-messages"
@@ -56,6 +57,8 @@ async def persist(
     bundle = to_transaction_bundle(result, plan_reference=definitions.version_reference, ctx=ctx, extra_inputs=inputs)
     entries = bundle["entry"]
     entries[0]["resource"] = with_messages(entries[0]["resource"], result.issues)  # entry 0 is the CarePlan
+    tasks = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Task"]
+    await route_tasks(tx, tasks, ctx.subject, ctx.now)  # "my tasks": the CareTeam member in each Task's role
     try:
         responses = await run_transaction(tx, entries, "")
     except InvalidRequest as exc:

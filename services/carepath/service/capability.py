@@ -17,6 +17,13 @@ from carepath.service.operations import OPERATIONS
 INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
                 "search-type"]  # fmt: skip
 _COMMON_SEARCH = ("_id", "_lastUpdated")
+SUBSCRIPTION_DOC = (
+    "Channel `rest-hook` (R4): criteria a search on Task or CarePlan; without `channel.payload` a POST with no body "
+    "to the endpoint, with `application/fhir+json` a PUT of the resource to [endpoint]/[type]/[id]. Every "
+    "notification carries the per-Subscription event number (`X-Carepath-Event-Number`) and a stable "
+    "`X-Carepath-Notification-Id`; a handshake precedes `active`; `$status` and `$resend` report and re-send. "
+    "Endpoint hosts must be allowed by the server; header values are write-only."
+)
 
 
 def capability_statement(base: str) -> dict[str, Any]:
@@ -79,6 +86,8 @@ def _resource(res_type: str) -> dict[str, Any]:
             if p.code not in _COMMON_SEARCH
         ],
     }  # fmt: skip
+    if res_type == "Subscription":
+        entry["documentation"] = SUBSCRIPTION_DOC
     ops = [op for op in OPERATIONS if res_type in op.resource_types]
     if ops:
         entry["operation"] = [{"name": op.name, "definition": op.definition} for op in ops]

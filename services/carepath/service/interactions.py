@@ -15,7 +15,9 @@ from carepath.errors import InvalidRequest, MethodNotAllowed, NotFound, Precondi
 from carepath.fhir.models import is_supported, unsupported_reason
 from carepath.fhir.patch import Patch, apply_patch
 from carepath.fhir.search.query import parse_search
+from carepath.service import subscriptions
 from carepath.service.stop_rules import apply_stop_rules
+from carepath.service.task_workflow import update_resource
 from carepath.service.trigger_queue import queue_trigger_evaluation
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
@@ -142,6 +144,7 @@ async def execute_crud(tx: StoreTransaction, it: Interaction) -> Outcome:
 
 async def _execute(tx: StoreTransaction, it: Interaction) -> Outcome:
     assert it.res_type is not None
+    res_type = it.res_type
     if it.kind == "read":
         return Outcome(200, await tx.read(it.res_type, _need_id(it)))
     if it.kind == "vread":
@@ -149,14 +152,22 @@ async def _execute(tx: StoreTransaction, it: Interaction) -> Outcome:
         if it.version > MAX_VERSION:  # cannot exist, and would overflow the database's integer column
             raise NotFound(f"{it.res_type}/{it.res_id} has no version {it.version}")
         return Outcome(200, await tx.vread(it.res_type, _need_id(it), it.version))
+    headers: list[str] | None = None
+    if res_type == subscriptions.SUBSCRIPTION and it.kind in ("create", "update") and it.body is not None:
+        # Checked and its header values masked before it is stored (write-only values, service/subscriptions.py)
+        body, headers = await subscriptions.before_write(tx, it.res_id if it.kind == "update" else None, it.body)
+        it = replace(it, body=body)
     if it.kind == "create":
         outcome = await _create(tx, it)
     elif it.kind == "update":
-        stored, created = await tx.update(it.res_type, _need_id(it), _need_body(it), if_match=it.if_match)
+        # The workflow's door: a Task update is checked by the state machine and its consequences run here too.
+        stored, created = await update_resource(tx, res_type, _need_id(it), _need_body(it), if_match=it.if_match)
         outcome = Outcome(201 if created else 200, stored)
     else:
         return await _delete(tx, it)
     if outcome.stored is not None and outcome.status in (200, 201) and not _matched_existing(it, outcome):
+        if headers is not None:
+            await subscriptions.after_write(tx, outcome.stored, headers)
         await apply_stop_rules(tx, outcome.stored)  # same transaction: the event and its consequences land together
         await queue_trigger_evaluation(tx, outcome.stored)  # pathway triggers, evaluated after commit (the outbox)
     return outcome
@@ -212,6 +223,8 @@ async def _delete(tx: StoreTransaction, it: Interaction) -> Outcome:
     if it.kind != "delete":
         raise MethodNotAllowed(f"{it.kind} is not a CRUD interaction")
     deleted = await tx.delete(it.res_type, _need_id(it))
+    if deleted is not None and it.res_type == subscriptions.SUBSCRIPTION:
+        await subscriptions.after_write(tx, deleted, [])
     return Outcome(204 if deleted is None else 200, deleted)
 
 

@@ -23,4 +23,12 @@ DATA_REQUIREMENTS = OperationDef("data-requirements", "http://hl7.org/fhir/Opera
 # System level (no resource types): GET [base]/$versions.
 VERSIONS = OperationDef("versions", "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
                         (), instance=False, type_level=False)  # fmt: skip
-OPERATIONS: tuple[OperationDef, ...] = (APPLY_PLAN, APPLY_ACTIVITY, DATA_REQUIREMENTS, VERSIONS)
+SUBSCRIPTION_STATUS = OperationDef(
+    "status", "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
+    ("Subscription",), instance=True, type_level=False,
+)  # fmt: skip
+SUBSCRIPTION_RESEND = OperationDef("resend", "https://fhir.carepath.dev/OperationDefinition/Subscription-resend",
+                                   ("Subscription",), instance=True, type_level=False)  # fmt: skip
+OPERATIONS: tuple[OperationDef, ...] = (
+    APPLY_PLAN, APPLY_ACTIVITY, DATA_REQUIREMENTS, SUBSCRIPTION_STATUS, SUBSCRIPTION_RESEND, VERSIONS,
+)  # fmt: skip

@@ -2,17 +2,24 @@
 changes the patient's open Tasks in the same transaction as the event itself.
 
 The decisions are the pure `content.stop_rules.evaluate_stop_rules`; this module only loads the patient's Tasks,
-writes the changed Tasks (new versions, `statusReason` saying why) and, for a disease-status change, creates a
-review Task for the care coordinator — it never cancels work on an improvement.
+writes the changed Tasks through the Task state machine (new versions, `statusReason` saying why, a Provenance
+and a `task.status-changed` event each), revokes the care plans when the patient died and, for a disease-status
+change, creates a review Task for the care coordinator — it never cancels work on an improvement.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from carepath.content.stop_rules import StopRuleOutcome, TaskChange, evaluate_stop_rules
+from carepath.content.stop_rules import StopRuleOutcome, evaluate_stop_rules
+from carepath.service.agent import current_agent
+from carepath.service.careplan_rollup import roll_up
+from carepath.service.routing import route_tasks
+from carepath.service.task_workflow import change_task
 from carepath.store.records import StoredResource
 from carepath.store.repository import StoreTransaction
+from carepath.workflow.routing import COORDINATOR_ROLE
 
 EVENT_TYPES = frozenset({"Patient", "Observation", "MedicationRequest", "MedicationAdministration"})
 
@@ -30,23 +37,25 @@ async def apply_stop_rules(tx: StoreTransaction, stored: StoredResource) -> Stop
     record = {f"{r['resourceType']}/{r['id']}": r for r in await tx.subject_record(patient)}
     tasks = [r for r in record.values() if r["resourceType"] == "Task"]
     outcome = evaluate_stop_rules(tasks, event, record.get)
+    agent, now = current_agent(), datetime.now(UTC)
     for change in outcome.changes:
-        await _apply_change(tx, record[change.task], change)
+        changed = {**record[change.task], "status": change.status, "statusReason": change.status_reason()}
+        await change_task(tx, record[change.task], changed, change.reason, agent, now)
+    if outcome.rule == "death":  # the pathway is stopped: its care plans are revoked, not "completed"
+        plans = [f"CarePlan/{r['id']}" for r in record.values() if r["resourceType"] == "CarePlan"]
+        await roll_up(tx, plans, agent, now, stopped=True)
     open_tasks = [t for t in tasks if t.get("status") not in ("completed", "cancelled", "entered-in-error")]
     already = any((t.get("focus") or {}).get("reference") == stored.relative_url for t in open_tasks)
     if outcome.notify_coordinator and open_tasks and not already:
-        await tx.create(_review_task(patient, outcome.notify_coordinator, stored, open_tasks))
+        review = _review_task(patient, outcome.notify_coordinator, stored, open_tasks)
+        await route_tasks(tx, [review], patient, now)
+        await tx.create(review)
     return outcome
 
 
 def _subject(event: dict[str, Any]) -> str | None:
     ref = (event.get("subject") or {}).get("reference")
     return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
-
-
-async def _apply_change(tx: StoreTransaction, task: dict[str, Any], change: TaskChange) -> None:
-    changed = {**task, "status": change.status, "statusReason": change.status_reason()}
-    await tx.update("Task", task["id"], changed)
 
 
 def _review_task(patient: str, notice: str, event: StoredResource, open_tasks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,6 +68,7 @@ def _review_task(patient: str, notice: str, event: StoredResource, open_tasks: l
         "intent": "order",
         "priority": "routine",
         "code": {"text": "Care coordinator review of the care plan"},
+        "performerType": [COORDINATOR_ROLE],
         "description": notice,
         "for": {"reference": patient},
         "focus": {"reference": event.relative_url},

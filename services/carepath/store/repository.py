@@ -31,7 +31,8 @@ from carepath.fhir.search.query import SearchQuery, parse_search
 from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
-from carepath.store import outbox
+from carepath.store import outbox, overdue
+from carepath.store.changes import ChangeWrites
 from carepath.store.database import read_only_options
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
@@ -101,6 +102,7 @@ class StoreTransaction:
         self.conn = conn
         self._pending = PendingWrites()
         self._outbox = outbox.OutboxWrites()
+        self._changes = ChangeWrites()  # CarePlan/Task versions for outbound delivery (store/changes.py)
         # Set by the event consumer: the writes whose triggers it evaluates itself, in this same transaction,
         # instead of queueing them for later evaluation (service/triggering.py).
         self.written: list[StoredResource] | None = None
@@ -109,6 +111,7 @@ class StoreTransaction:
         """Send the batched writes (done before every read and before commit)."""
         await self._pending.flush(self.conn)
         await self._outbox.flush(self.conn)
+        await self._changes.flush(self.conn)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -121,6 +124,7 @@ class StoreTransaction:
                 await self.flush()
         except BaseException:
             self._pending, self._outbox = PendingWrites(), outbox.OutboxWrites()
+            self._changes.discard()
             if self.written is not None:
                 del self.written[mark:]
             raise
@@ -155,6 +159,12 @@ class StoreTransaction:
         if row.deleted:
             raise Gone(f"{res_type}/{res_id} version {version} is a deletion")
         return _stored(row)
+
+    async def read_for_update(self, res_type: str, res_id: str) -> StoredResource | None:
+        """The current version, locked until the transaction ends (None when absent or deleted), so a check made
+        on it (the Task state machine) still holds when the update that follows is written."""
+        row = await self._current(res_type, res_id, for_update=True)
+        return None if row is None or row.deleted else _stored(row)
 
     async def read_any(self, res_type: str, res_id: str) -> StoredResource:
         """The current version, deleted or not (history of a deleted resource is still served)."""
@@ -327,6 +337,16 @@ class StoreTransaction:
         await self.flush()
         return await outbox.record_processed(self.conn, key)
 
+    async def scheduler_turn(self) -> bool:
+        """Whether this transaction may run the scheduler's scan now (one scheduler at a time)."""
+        await self.flush()
+        return await overdue.scheduler_turn(self.conn)
+
+    async def claim_overdue_alert(self, task_id: str, due: str) -> bool:
+        """Record the overdue alert of `task_id` for `due`; False when it was raised already (store/overdue.py)."""
+        await self.flush()
+        return await overdue.claim_alert(self.conn, task_id, due, utc_now())
+
     async def lock_patient(self, subject: str) -> None:
         """Serialise this transaction with every other one of this patient until it ends (PostgreSQL)."""
         await outbox.lock_patients(self.conn, {subject})
@@ -345,6 +365,7 @@ class StoreTransaction:
         content = _content(stamp(body, res_id, 1, moment))
         stored = StoredResource(res_type, res_id, 1, moment, False, content)
         self._pending.add_resource(stored, extract_index(jsonutil.loads(content)))
+        self._changes.add(stored)
         return stored
 
     async def update(
@@ -387,6 +408,7 @@ class StoreTransaction:
         )
         stored = StoredResource(current.res_type, current.res_id, version, moment, body is None, content)
         self._pending.add_version(current.rid, stored, method, _index_of(content), _index_of(current.content))
+        self._changes.add(stored)
         return stored
 
 

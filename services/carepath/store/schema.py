@@ -7,6 +7,7 @@ conditional_key   unique (type, normalised If-None-Exist query): the database, n
 idempotency_key   unique client keys for retried operations ($apply with Idempotency-Key)
 outbox            events written in the transaction of the change; the relay publishes then deletes them
 processed_event   unique keys of handled inbound events (CloudEvents source + id): a redelivery has no effect
+overdue_alert     unique (Task id, due date): the overdue alert of a Task for one due date is raised once
 All datetimes are naive UTC.
 """
 
@@ -163,4 +164,85 @@ processed_event = Table(
     Column("key", String(512), primary_key=True),
     Column("processed", DateTime(), nullable=False),
     Index("ix_processed_event_processed", "processed"),  # purge by age
+)
+
+overdue_alert = Table(
+    "overdue_alert",
+    metadata,
+    # The key is the fact "alerted": whichever scheduler inserts it first raises the alert, any other skips it.
+    Column("task_id", String(64), primary_key=True),
+    Column("due", String(64), primary_key=True),  # Task.restriction.period.end as written
+    Column("alerted", DateTime(), nullable=False),
+)
+
+# -- outbound delivery (Subscriptions, push to the hospital's FHIR server; store/delivery.py) ----------------------
+delivery_change = Table(
+    "delivery_change",
+    metadata,
+    # Written in the transaction of every CarePlan/Task version; the delivery fan-out turns it into notifications
+    # and pushes, then deletes it. Per resource the ids follow the version order (the resource row lock).
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("batch", String(36), nullable=False),  # one per writing transaction: one transaction Bundle to the EHR
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created", DateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+subscription_state = Table(
+    "subscription_state",
+    metadata,
+    # The delivery side of a Subscription resource: what the worker reads, and the write-only header values.
+    Column("id", String(64), primary_key=True),  # the Subscription's id
+    Column("status", String(16), nullable=False),  # requested | active | error | off (mirrors the resource)
+    Column("criteria", Text, nullable=False),
+    Column("endpoint", String(1024), nullable=False),
+    Column("payload", String(64), nullable=True),
+    Column("headers", Text, nullable=False),  # JSON list of "Name: value" (never stored in the resource)
+    Column("end", DateTime(), nullable=True),
+    Column("events", Integer, nullable=False),  # the last event number given out
+    Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),  # failed handshakes in a row
+    Column("due", DateTime(), nullable=True),  # next handshake attempt
+    Column("lease_until", DateTime(), nullable=True),  # a sender is working on this subscription until then
+    Index("ix_subscription_state_status", "status"),
+)
+
+subscription_notification = Table(
+    "subscription_notification",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("subscription_id", String(64), nullable=False),
+    Column("event_number", Integer, nullable=False),
+    Column("notification_id", String(36), nullable=False),  # stable across re-sends: receivers de-duplicate on it
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(8), nullable=False),  # pending | sent | dead (the dead-letter record)
+    Column("attempts", Integer, nullable=False),
+    Column("due", DateTime(), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created", DateTime(), nullable=False),
+    Column("sent", DateTime(), nullable=True),
+    UniqueConstraint("subscription_id", "event_number", name="uq_subscription_notification_number"),
+    Index("ix_subscription_notification_status_due", "status", "due"),
+    sqlite_autoincrement=True,
+)
+
+ehr_push = Table(
+    "ehr_push",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("batch", String(36), nullable=False),
+    Column("refs", Text, nullable=False),  # JSON list of "Type/id": their current versions are sent
+    Column("status", String(8), nullable=False),  # pending | dead
+    Column("attempts", Integer, nullable=False),
+    Column("conflicts", Integer, nullable=False),
+    Column("due", DateTime(), nullable=False),
+    Column("lease_until", DateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created", DateTime(), nullable=False),
+    Index("ix_ehr_push_status_due", "status", "due"),
+    sqlite_autoincrement=True,
 )

@@ -26,6 +26,7 @@ from markupsafe import Markup
 from carepath.api.state import app_state
 from carepath.errors import CarepathError, InvalidRequest, PreconditionFailed
 from carepath.events.streams import Entry
+from carepath.service.agent import request_agent
 from carepath.service.interactions import Interaction, check_id, execute_crud
 from carepath.web import data
 from carepath.web.session import COOKIE, DEV_USER, Session, Sessions, csrf_ok
@@ -177,7 +178,12 @@ async def task_action(request: Request, task_id: str) -> Response:
         async with page.state.repository.transaction() as tx:
             current = (await tx.read("Task", task_id)).json()
             body = actions.changed_task(current, action, form, page.session.user, page.now)
-            await execute_crud(tx, Interaction("update", "Task", task_id, body=body, if_match=int(version)))
+            # the signed-in user is the author the workflow's Provenance names (who / when / why in the history)
+            token = request_agent.set(page.session.user.as_reference())
+            try:
+                await execute_crud(tx, Interaction("update", "Task", task_id, body=body, if_match=int(version)))
+            finally:
+                request_agent.reset(token)
     except actions.MissingInput as missing:
         message = page.t(missing.key, action=page.t(f"action.{missing.action}").lower())
         return await _task_response(page, task_id, status=400, error=message, form=form)

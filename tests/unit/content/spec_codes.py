@@ -19,6 +19,9 @@ SPEC_CODES: dict[str, dict[str, str]] = {
         "306237005": "§2 S06", "306265007": "§2 S07b", "308459004": "§2 S09", "103699006": "§2 S11",
         "308440001": "§2 S12", "711281004": "§2 S13", "183541002": "§2 S14", "306313008": "§2 S14",
         "306318004": "§2 S14", "306256000": "§2 S15",
+        "310512001": "§5b", "763292005": "§5b", "78703002": "§5b", "309381001": "§5b", "24590004": "§5b",
+        "66862007": "§5b", "61207006": "§5b", "309359006": "§5b", "224556006": "§5b", "309337009": "§5b",
+        "224552008": "§5b", "768820003": "§5b", "59944000": "§5b", "309415001": "§5b", "224598009": "§5b",
     },
     codes.LOINC: {
         "97509-4": "§1.1", "89247-1": "§1.4", "89243-0": "§1.4", "72514-3": "§2 S07", "29463-7": "§2 S10",
@@ -40,6 +43,7 @@ SPEC_CODES: dict[str, dict[str, str]] = {
         "pain-assessment": "§2 S07", "distress-screening": "§2 S08", "distress-thermometer": "§2 S08",
         "nutrition-screening": "§2 S10", "immunotherapy-eligibility-review": "§2 S16",
         "targeted-therapy-review": "§2 S17", "clinical-trial-screening": "§2 S18", "palliative-focus": "§4.3",
+        "rcp-coordinator": "§4.3 S05/S19 role, no §5b code", "clinical-trial-coordinator": "§4.3 S18 role, no §5b code",
     },
     "http://terminology.hl7.org/CodeSystem/plan-definition-type": {"clinical-protocol": "§4.1"},
     "http://terminology.hl7.org/CodeSystem/communication-category": {"notification": "§2 S01, S19"},

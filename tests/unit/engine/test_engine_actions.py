@@ -342,4 +342,5 @@ def test_every_request_and_task_explains_why_it_exists() -> None:
             ("actionTitle", "Do img"), ("condition", "Patient in scope"), ("condition", "true"),
         ]  # fmt: skip
         note = resource["note"][0]["text"]
-        assert "Test plan" in note and "'Do img'" in note and "Patient in scope; true" in note
+        assert "Test plan" in note and "'Do img'" in note
+        assert note.startswith("Why this step: true.") and note.endswith("which applies because: Patient in scope.")

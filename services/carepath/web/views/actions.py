@@ -49,7 +49,7 @@ def offered(task: Resource) -> list[str]:
         return []
     moves = ["claim", "assign"]
     if status in ("requested", "received", "accepted", "ready"):
-        moves += ["start", "complete", "hold", "reject"]
+        moves += ["start", "hold"] + (["reject"] if status in ("requested", "received") else [])
     elif status == "in-progress":
         moves += ["complete", "hold"]
     elif status == "on-hold":
