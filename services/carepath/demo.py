@@ -23,6 +23,7 @@ from carepath.canonical import BASE
 from carepath.content.samples import NEGATIVES, SCENARIOS, PatientCase
 from carepath.content.summary import render_summary, summarise
 from carepath.demo_release import show_release
+from carepath.demo_worklist import add_worklist_examples
 from carepath.fhir.search.query import parse_search
 from carepath.service.apply import apply_plan
 from carepath.service.bundles import run_transaction
@@ -58,10 +59,12 @@ async def run_demo(settings: Settings) -> int:
             print(await _apply_and_describe(repository, plan, case, now))
         print(await show_release(repository, f"Patient/{SCENARIOS[0].key}"))
         print(await _event_driven_enrolment(repository, settings, now))
+        print(await add_worklist_examples(repository, now))
     finally:
         await engine.dispose()
-    print(f"Done in {time.perf_counter() - started:.1f} s. Next: `carepath serve`, then open "
-          "http://127.0.0.1:8000/fhir/Task?status=requested,ready&_sort=due-date (the worklist query) "
+    print(f"Done in {time.perf_counter() - started:.1f} s. Next: `carepath serve`, then open the worklist "
+          "http://127.0.0.1:8000/app, the worklist query "
+          "http://127.0.0.1:8000/fhir/Task?status=requested,ready&_sort=due-date "
           "or http://127.0.0.1:8000/docs for the API.")  # fmt: skip
     return 0
 

@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     def allowed_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.subscription_allowed_hosts.split(",") if h.strip())
 
+    timezone: str = Field(default="Europe/Paris", description="the hospital's time zone: what 'overdue' and 'today' "
+                          "mean on the worklist (an IANA name)")  # fmt: skip
+    app_session_secret: str = Field(
+        default="",
+        description="signs the worklist's session cookie; empty = a random secret per process "
+        "(sessions end at restart; set it with several workers)",
+    )
+    app_session_idle_minutes: int = Field(default=30, ge=1, description="worklist session idle timeout")
+
     @property
     def effective_pathways_dir(self) -> Path:
         """The configured pathways folder, which must exist (a typo must not silently start a server with no

@@ -1,7 +1,10 @@
-"""The dependency direction of DESIGN.md, checked on the source: api/cli -> auth -> service -> engine, store -> fhir.
+"""The dependency direction of DESIGN.md, checked on the source: api/cli/web -> auth -> service -> engine, store ->
+fhir.
 
 The engine, the Task workflow and the pathway content are pure (no database, HTTP or queue libraries); nothing
-below the transports imports them; the store knows nothing of the use cases.
+below the transports imports them; the store knows nothing of the use cases. The worklist (`web/`) is a transport
+like `api/`: it reads and writes through the service layer, never the database directly, and its view models
+(`web/views/`) are pure.
 """
 
 from __future__ import annotations
@@ -17,21 +20,25 @@ IO_LIBRARIES = ("sqlalchemy", "asyncpg", "aiosqlite", "httpx", "redis", "fakered
 # layer -> what it must not import
 FORBIDDEN = {
     "engine": ("carepath.store", "carepath.service", "carepath.api", "carepath.content", "carepath.auth",
-               *IO_LIBRARIES),
+               "carepath.web", *IO_LIBRARIES),
     "fhir": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
-             "carepath.auth", *IO_LIBRARIES),
-    "content": ("carepath.store", "carepath.service", "carepath.api", "carepath.auth", *IO_LIBRARIES),
+             "carepath.auth", "carepath.web", *IO_LIBRARIES),
+    "content": ("carepath.store", "carepath.service", "carepath.api", "carepath.auth", "carepath.web",
+                *IO_LIBRARIES),
     "workflow": ("carepath.store", "carepath.service", "carepath.api", "carepath.engine", "carepath.content",
-                 "carepath.events", "carepath.auth", *IO_LIBRARIES),
+                 "carepath.events", "carepath.auth", "carepath.web", *IO_LIBRARIES),
     "store": ("carepath.service", "carepath.api", "carepath.engine", "carepath.content", "carepath.workflow",
-              "carepath.auth"),
-    "service": ("carepath.api", "carepath.auth", "carepath.delivery", "carepath.events", "fastapi", "starlette",
-                "redis", "fakeredis"),
+              "carepath.auth", "carepath.web"),
+    "service": ("carepath.api", "carepath.auth", "carepath.delivery", "carepath.events", "carepath.web", "fastapi",
+                "starlette", "redis", "fakeredis"),
     # the event transport calls the use cases; it renders no HTTP and never reaches past them into the engine
-    "events": ("carepath.api", "carepath.engine", "fastapi", "starlette"),
-    "delivery": ("carepath.api", "carepath.engine", "fastapi", "starlette"),
+    "events": ("carepath.api", "carepath.engine", "carepath.web", "fastapi", "starlette"),
+    "delivery": ("carepath.api", "carepath.engine", "carepath.web", "fastapi", "starlette"),
     # Tokens, scopes and audit are transport-free: the api layer's middleware is the only HTTP side of auth.
-    "auth": ("carepath.api", "fastapi", "starlette", "uvicorn"),
+    "auth": ("carepath.api", "carepath.web", "fastapi", "starlette", "uvicorn"),
+    "web": ("sqlalchemy", "asyncpg", "aiosqlite", "redis", "fakeredis"),
+    "web/views": ("carepath.store", "carepath.service", "carepath.api", "carepath.events", "jinja2", "itsdangerous",
+                  *IO_LIBRARIES),
 }  # fmt: skip
 # Pure modules (no I/O: decisions and values only), tested without any server.
 PURE_MODULES = ("delivery/backoff.py", "delivery/notify.py", "delivery/bundle.py", "service/subscription_rules.py")

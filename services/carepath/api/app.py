@@ -25,6 +25,8 @@ from carepath.settings import Settings, get_settings
 from carepath.store.database import create_engine
 from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
+from carepath.web import routes as web
+from carepath.web.session import Sessions
 
 log = logging.getLogger("carepath")
 
@@ -71,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # fmt: skip
     app.add_middleware(HttpConventions)
     install_error_handlers(app)
+    # The coordinator's worklist (`/app`): pages on the same services as the FHIR API.
+    app.state.carepath_sessions = Sessions(settings.app_session_secret, settings.app_session_idle_minutes * 60)
+    app.include_router(web.router)
+    app.mount("/app/static", web.static_files(), name="app-static")
     smart.install_security(app, settings)
     app.include_router(smart.router)
     install_openapi(app)

@@ -6,9 +6,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The API serves JSON only: nothing may be framed, scripted or loaded from it.
 _CSP_API = b"default-src 'none'; frame-ancestors 'none'"
-# /docs is FastAPI's Swagger UI: its script and style come from jsdelivr and it starts with one inline script.
-_CSP_DOCS = (b"default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-             b"style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+# /docs is Swagger UI served from the package (fastapi-offline): its assets are ours, and it starts with one inline
+# script. Pages that set their own policy (the worklist) keep it: a second header would only narrow it further.
+_CSP_DOCS = (b"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self'; img-src 'self' data:; "
              b"connect-src 'self'; frame-ancestors 'none'")  # fmt: skip
 # Not patient data, and worth caching: the capability statement and the SMART configuration.
 _CACHEABLE = ("/fhir/metadata", "/fhir/.well-known/smart-configuration")
@@ -31,9 +31,9 @@ class HardeningMiddleware:
                 names = {k.lower() for k, _ in headers}
                 headers.append((b"x-content-type-options", b"nosniff"))
                 content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                headers.append(
-                    (b"content-security-policy", _CSP_DOCS if content_type.startswith(b"text/html") else _CSP_API)
-                )
+                if b"content-security-policy" not in names:
+                    csp = _CSP_DOCS if content_type.startswith(b"text/html") else _CSP_API
+                    headers.append((b"content-security-policy", csp))
                 if no_store and b"cache-control" not in names:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers

@@ -34,8 +34,9 @@ def _node(action: dict[str, Any]) -> str:
     return f"        {_node_id(action['id'])}{shape}"
 
 
-def _edges(actions: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
-    """(predecessor, successor, is_hold) for every relatedAction and every informed-by link between steps."""
+def step_edges(actions: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
+    """(predecessor, successor, is_hold) for every relatedAction and every informed-by link between steps (also
+    what the worklist's pathway drawing lays out)."""
     ids = {a["id"] for a in actions}
     holds = [
         (related["actionId"], action["id"], related.get("relationship") == HOLD)
@@ -82,7 +83,7 @@ def _entry_rule(plan: dict[str, Any]) -> str | None:
 def mermaid(plan: dict[str, Any]) -> str:
     """The flowchart (without the ```mermaid fence) for `plan`."""
     actions = step_actions(plan)
-    edges = _edges(actions)
+    edges = step_edges(actions)
     entry = _entry_rule(plan)
     lines = ["flowchart LR"]
     if entry is not None:
