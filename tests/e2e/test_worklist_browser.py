@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.live_server import free_port
 
 CHROMIUM = Path(os.environ.get("CAREPATH_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -35,12 +35,6 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _require_chromium()
@@ -48,7 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "CAREPATH_DATA_DIR": str(data), "CAREPATH_DATABASE_URL": "", "CAREPATH_REDIS_URL": "",
            "CAREPATH_AUTH": "off", "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}  # fmt: skip
     subprocess.run([str(BIN / "carepath"), "demo"], env=env, check=True, capture_output=True, timeout=300)
-    port = _free_port()
+    port = free_port()
     log = (data / "serve.log").open("wb")
     proc = subprocess.Popen([str(BIN / "carepath"), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip

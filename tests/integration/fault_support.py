@@ -18,14 +18,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.live_server import free_port
 
 from carepath.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OwnRedis:

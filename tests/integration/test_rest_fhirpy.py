@@ -2,46 +2,24 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fhirpy import AsyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
+from tests.live_server import serve_in_thread
 
 from carepath.api.app import create_app
 from carepath.settings import Settings
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server_url(settings: Settings) -> Iterator[str]:
     """uvicorn serving the app in a thread (its own event loop, as in production); stopped afterwards."""
-    port = _free_port()
     app = create_app(settings.model_copy(update={"base_url": ""}))  # links built from the real request
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/fhir"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        assert not thread.is_alive()
+    with serve_in_thread(app) as base:
+        yield f"{base}/fhir"
 
 
 async def test_fhirpy_creates_searches_updates_and_deletes(server_url: str) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from live_server import free_port
+from tests.live_server import free_port
 
 from carepath.content.samples import SCENARIOS
 

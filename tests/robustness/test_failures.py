@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from live_server import serve_in_thread
 from sqlalchemy import text
+from tests.live_server import serve_in_thread
 
 from carepath.api.app import create_app
 from carepath.settings import Settings

@@ -15,8 +15,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from live_server import serve_in_thread
 from schemathesis import Case, GenerationMode
+from tests.live_server import serve_in_thread
 
 from carepath.api.app import create_app
 from carepath.settings import Settings

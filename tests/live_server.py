@@ -1,4 +1,4 @@
-"""A real uvicorn server for the robustness tests: a free loopback port, its own thread and event loop."""
+"""A real uvicorn server for tests: a free loopback port, its own thread and event loop."""
 
 from __future__ import annotations
 
@@ -35,3 +35,4 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        assert not thread.is_alive(), "uvicorn did not stop"
