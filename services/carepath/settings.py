@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     rate_limit_per_second: int = Field(
         default=0, ge=0, description="requests per client per second (0 = unlimited; put a proxy limit in front)"
     )
+    apply_evaluation_limit_ms: int = Field(
+        default=2000, ge=1, description="FHIRPath evaluation time one $apply may spend (422 too-costly over it)"
+    )
     max_bundle_entries: int = Field(default=1000, ge=1, description="most entries in a batch/transaction")
     docs: bool = Field(default=True, description="serve /docs and /openapi.json")
     cors_origins: str = Field(default="", description="comma-separated origins allowed by CORS; empty = CORS off")
