@@ -17,6 +17,7 @@ CarepathError                      500 exception   (never raised for a client's 
 ├── BusinessRuleViolation          422 business-rule
 │   └── InvalidTransition          422 business-rule  a Task status change the workflow's table does not allow
 ├── NotSupported                   422 not-supported  e.g. a CQL expression in a PlanDefinition
+├── TooCostly                      422 too-costly  an `$apply` over its FHIRPath evaluation time limit
 └── TooManyRequests                429 throttled   a client over a request or failed-authentication limit
 """
 
@@ -137,6 +138,10 @@ class InvalidTransition(BusinessRuleViolation):
 
 class NotSupported(CarepathError):
     status, code = 422, "not-supported"
+
+
+class TooCostly(CarepathError):
+    status, code = 422, "too-costly"
 
 
 class TooManyRequests(CarepathError):

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     rate_limit_per_second: int = Field(
         default=0, ge=0, description="requests per client per second (0 = unlimited; put a proxy limit in front)"
     )
+    apply_evaluation_limit_ms: int = Field(
+        default=2000, ge=1, description="FHIRPath evaluation time one $apply may spend (422 too-costly over it)"
+    )
     max_bundle_entries: int = Field(default=1000, ge=1, description="most entries in a batch/transaction")
     docs: bool = Field(default=True, description="serve /docs and /openapi.json")
     cors_origins: str = Field(default="", description="comma-separated origins allowed by CORS; empty = CORS off")
@@ -68,6 +71,9 @@ class Settings(BaseSettings):
     events_dead_stream: str = Field(default="carepath:inbound:dead", description="dead letters of the inbound stream")
     events_group: str = Field(default="carepath", description="consumer group on the inbound stream")
     events_source: str = Field(default="urn:carepath", description="CloudEvents source of outbound events")
+    events_allowed_sources: str = Field(
+        default="", description="comma-separated CloudEvents sources accepted inbound; empty = any (warned at start)"
+    )
     events_claim_idle_ms: int = Field(default=30000, description="reclaim entries idle this long (XAUTOCLAIM)")
     events_max_attempts: int = Field(default=5, description="transient failures before an entry is dead-lettered")
     events_retry_base_ms: int = Field(default=200, description="first retry delay, doubled each attempt")
@@ -95,6 +101,18 @@ class Settings(BaseSettings):
     ehr_private_key_file: str = Field(default="", description="PEM RSA or EC private key (RS384 / ES384)")
     ehr_key_id: str = Field(default="", description="`kid` of the key in the client's registered JWKS")
     ehr_scope: str = "system/CarePlan.write system/Task.write"
+
+    @property
+    def allowed_event_sources(self) -> frozenset[str] | None:
+        """The inbound sources accepted; None = any (CAREPATH_EVENTS_ALLOWED_SOURCES unset)."""
+        sources = frozenset(s.strip() for s in self.events_allowed_sources.split(",") if s.strip())
+        return sources or None
+
+    @property
+    def internal_event_source(self) -> str:
+        """The `source` of the internal events carepath queues itself (the HTTP door, relayed to the inbound
+        stream): always accepted, whatever the allowed sources."""
+        return f"{self.events_source}/outbox"
 
     @property
     def allowed_hosts(self) -> frozenset[str]:

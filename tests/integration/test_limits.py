@@ -1,12 +1,18 @@
-"""Abuse limits (issue 13): Bundle entry count, requests per client per second; each a clear OperationOutcome."""
+"""Abuse limits (issue 13): Bundle entry count, requests per client per second, FHIRPath evaluation time per
+`$apply`; each a clear OperationOutcome."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.integration.auth_support import MakeClient, bearer, jwt_settings, rsa_key, token
 
+from carepath.canonical import BASE
+from carepath.content.samples import sample_case
 from carepath.settings import Settings
+
+PATHWAYS = Path(__file__).resolve().parents[2] / "pathways"
 
 FHIR = {"Content-Type": "application/fhir+json"}
 
@@ -38,3 +44,23 @@ async def test_requests_per_client_per_second(tmp_path: Path, make_client: MakeC
         assert (await http.get("/fhir/Patient/x", headers=second)).status_code == 404  # the limit is per client
         over = await http.get("/fhir/Patient/x", headers=first)
         assert over.status_code != 429 or over.json()["issue"][0]["code"] == "throttled"
+
+
+async def test_an_apply_over_its_evaluation_time_limit_is_422_and_stores_nothing(
+    settings: Settings, make_client: MakeClient
+) -> None:
+    # 1 ms of FHIRPath for the shipped pathway's dozens of expressions: the limit is always reached before the last
+    # one (the budget itself is tested with a fake clock in tests/unit/engine/test_engine_budget.py).
+    tiny = {"load_pathways_on_start": True, "pathways_dir": PATHWAYS, "apply_evaluation_limit_ms": 1}
+    async with make_client(settings.model_copy(update=tiny)) as http:
+        assert (await http.post("/fhir", json=sample_case("P01").upsert(datetime.now(UTC)), headers=FHIR)).is_success
+        body = {"resourceType": "Parameters", "parameter": [
+            {"name": "url", "valueUri": f"{BASE}/PlanDefinition/chemo-failure-follow-up"},
+            {"name": "subject", "valueString": "Patient/P01"}, {"name": "persist", "valueBoolean": True}]}  # fmt: skip
+        refused = await http.post("/fhir/PlanDefinition/$apply", json=body, headers=FHIR)
+        assert refused.status_code == 422, refused.text
+        [issue] = refused.json()["issue"]
+        assert issue["code"] == "too-costly" and "1 ms" in issue["diagnostics"]
+        assert issue["expression"][0].startswith("PlanDefinition")  # the element it stopped before
+        for res_type in ("CarePlan", "Task", "Provenance"):
+            assert (await http.get(f"/fhir/{res_type}?_summary=count")).json()["total"] == 0

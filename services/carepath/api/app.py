@@ -18,7 +18,7 @@ from carepath.api.middleware import HttpConventions
 from carepath.api.openapi import install_openapi
 from carepath.api.request_id import RequestIdMiddleware
 from carepath.api.state import AppState
-from carepath.auth.config import announce
+from carepath.auth.config import announce, announce_events_door
 from carepath.events.streams import connect
 from carepath.events.worker import default_duties, run_duties
 from carepath.settings import Settings, get_settings
@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         # Embedded mode: without a Redis server, this process also runs the worker's duties on the substitute.
         embedded = not settings.redis_url and settings.events_embedded
+        if embedded:
+            announce_events_door(settings)
         worker = asyncio.create_task(run_duties(default_duties(repository, streams), stop)) if embedded else None
         try:
             yield

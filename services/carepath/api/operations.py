@@ -35,8 +35,9 @@ async def _apply_plan(request: Request, plan_id: str | None) -> Response:
     if request.method == "GET" and inputs.boolean("persist", False):
         # R4 §3.1.0.1.1 (operations): an operation that changes state must be invoked with POST, never GET.
         raise MethodNotAllowed("persist=true stores resources: invoke $apply with POST")
-    key = idempotency_key(request)
-    return _render(await apply_plan(app_state(request).repository, plan_id, inputs, idempotency_key=key))
+    key, state = idempotency_key(request), app_state(request)
+    limit = state.settings.apply_evaluation_limit_ms
+    return _render(await apply_plan(state.repository, plan_id, inputs, idempotency_key=key, evaluation_limit_ms=limit))
 
 
 @router.post("/PlanDefinition/$apply")
@@ -54,15 +55,19 @@ async def plan_apply_instance(request: Request, plan_id: str) -> Response:
 @router.post("/ActivityDefinition/$apply")
 @router.get("/ActivityDefinition/$apply")
 async def activity_apply_type(request: Request) -> Response:
-    inputs = await _inputs(request)
-    return _render(await apply_activity(app_state(request).repository, None, inputs))
+    return await _apply_activity(request, None)
 
 
 @router.post("/ActivityDefinition/{activity_id}/$apply")
 @router.get("/ActivityDefinition/{activity_id}/$apply")
 async def activity_apply(request: Request, activity_id: str) -> Response:
-    inputs = await _inputs(request)
-    return _render(await apply_activity(app_state(request).repository, check_id(activity_id), inputs))
+    return await _apply_activity(request, check_id(activity_id))
+
+
+async def _apply_activity(request: Request, activity_id: str | None) -> Response:
+    inputs, state = await _inputs(request), app_state(request)
+    limit = state.settings.apply_evaluation_limit_ms
+    return _render(await apply_activity(state.repository, activity_id, inputs, evaluation_limit_ms=limit))
 
 
 @router.get("/PlanDefinition/{plan_id}/$data-requirements")

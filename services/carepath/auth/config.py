@@ -45,6 +45,14 @@ def announce(settings: Settings) -> None:
         log.warning("CAREPATH_AUTH=dev: tokens from `carepath dev-token` are accepted (local development only)")
 
 
+def announce_events_door(settings: Settings) -> None:
+    """Loud when any producer's events are applied: said where the inbound consumer starts (`carepath worker`,
+    or `serve` running the duties embedded)."""
+    if settings.allowed_event_sources is None:
+        log.warning("CAREPATH_EVENTS_ALLOWED_SOURCES is unset: inbound events from ANY CloudEvents source are "
+                    "applied; list the producers' sources to refuse the others")  # fmt: skip
+
+
 def build_verifier(settings: Settings, client: httpx.AsyncClient) -> TokenVerifier | None:
     """None when auth is off."""
     if settings.auth == "off":

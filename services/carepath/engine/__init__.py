@@ -8,13 +8,14 @@ the output structure in `assemble`, persistence-ready Bundles in `bundle`.
 
 from carepath.engine.apply import apply_activity_definition, apply_plan_definition
 from carepath.engine.bundle import to_transaction_bundle
-from carepath.engine.context import ApplyContext, ApplyResult, DefinitionResolver, DictResolver
+from carepath.engine.context import ApplyContext, ApplyResult, DefinitionResolver, DictResolver, EvaluationBudget
 
 __all__ = [
     "ApplyContext",
     "ApplyResult",
     "DefinitionResolver",
     "DictResolver",
+    "EvaluationBudget",
     "apply_activity_definition",
     "apply_plan_definition",
     "to_transaction_bundle",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from carepath.errors import InvalidRequest, Issue
+from carepath.errors import InvalidRequest, Issue, TooCostly
 from carepath.fhir.versions import version_key
 
 DEFINITION_TYPES = ("ActivityDefinition", "PlanDefinition", "Questionnaire")
@@ -39,6 +40,33 @@ class DictResolver:
         return candidates[-1] if candidates else None
 
 
+@dataclass
+class EvaluationBudget:
+    """The FHIRPath evaluation time one `$apply` may spend, over all its expressions (and all its subjects).
+
+    Time is an input here too: `clock` (seconds on any monotonic scale) is the caller's — the service passes
+    `time.monotonic`, tests a fake — and is called only around each expression evaluation, so only evaluation
+    counts, not the caller's I/O. An evaluation in progress is not interrupted (the engine is synchronous): the
+    limit is checked before each one.
+    """
+
+    limit_ms: int
+    clock: Callable[[], float]
+    spent_s: float = 0.0
+
+    @contextmanager
+    def spend(self, where: str) -> Iterator[None]:
+        """TooCostly naming `where` once the limit is spent; else evaluate and add the time it took."""
+        if self.spent_s * 1000 >= self.limit_ms:
+            raise TooCostly(f"$apply exceeded its FHIRPath evaluation time limit of {self.limit_ms} ms; stopped "
+                            f"before evaluating {where}", expression=(where,))  # fmt: skip
+        started = self.clock()
+        try:
+            yield
+        finally:
+            self.spent_s += self.clock() - started
+
+
 @dataclass(frozen=True)
 class ApplyContext:
     """Everything `$apply` depends on besides the definitions. `now` is an input: the engine never reads the clock."""
@@ -56,6 +84,7 @@ class ApplyContext:
     setting_context: dict[str, Any] | None = None
     parameters: dict[str, Any] | None = None
     persist: bool = False  # the result will be stored: its Tasks become the worklist's orders (`action_intent`)
+    budget: EvaluationBudget | None = None  # None: no evaluation time limit (the service always sets one)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:

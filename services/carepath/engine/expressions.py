@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -202,7 +203,8 @@ class Evaluator:
         return self._index.get(reference)
 
     def run(self, text: str, variables: Mapping[str, Any], where: str) -> list[Any]:
-        """Evaluate with the subject as focus; results of expressions not reading %resource are memoised."""
+        """Evaluate with the subject as focus; results of expressions not reading %resource are memoised. Each
+        evaluation (not a memo hit) is charged to the context's time budget, checked before it starts."""
         names = referenced_names(text)
         used = tuple((n, variables.get(n)) for n in sorted(names))
         key: tuple[Any, ...] | None = None
@@ -211,8 +213,10 @@ class Evaluator:
             hit = self._memo.get(key)
             if hit is not None:
                 return hit[0]
+        budget = self.ctx.budget
         try:
-            result = evaluate(self.subject_resource, text, variables, self._lookup, self.ctx.now)
+            with budget.spend(where) if budget is not None else nullcontext():
+                result = evaluate(self.subject_resource, text, variables, self._lookup, self.ctx.now)
         except FhirPathError as exc:
             raise BusinessRuleViolation(str(exc), expression=(where,)) from exc
         if key is not None:

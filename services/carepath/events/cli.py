@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from carepath import jsonutil
+from carepath.auth.config import announce_events_door
 from carepath.events.dead import list_dead, redrive
 from carepath.events.status import events_status
 from carepath.events.streams import Streams, connect
@@ -56,6 +57,7 @@ async def _worker(settings: Settings) -> int:
         return 2
     if settings.migrate_on_start:
         await upgrade_async(settings.effective_database_url, settings.database_schema)
+    announce_events_door(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)
     async with _open(settings) as (repository, streams):

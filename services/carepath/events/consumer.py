@@ -8,7 +8,8 @@ Guarantees (contract in contracts/events/, README "Events"):
   patient's in stream order; after a failure a patient's later entries wait for the failed one.
   A new lease holder first takes over the previous holder's pending entries (XAUTOCLAIM once they are idle for
   `events_claim_idle_ms`) and reads new entries only when no other consumer holds any.
-- **Failures**: poison (not JSON, not CloudEvents, not FHIR, unknown type) and other permanent errors go to the
+- **Failures**: poison (not JSON, not CloudEvents, not FHIR, unknown type), an event from a source not in
+  CAREPATH_EVENTS_ALLOWED_SOURCES (403 `forbidden`, never applied) and other permanent errors go to the
   dead-letter stream at once. Transient errors (database or Redis unreachable, a concurrent-write conflict) leave
   the entry pending; it is retried with exponential backoff; while the database answers, an entry that keeps
   failing is dead-lettered after `events_max_attempts` attempts, and an outage never dead-letters anything.
@@ -36,7 +37,7 @@ from carepath.errors import CarepathError, Conflict, InvalidRequest, Issue
 from carepath.events.dead import dead_letter
 from carepath.events.envelope import parse_inbound
 from carepath.events.streams import Entry, Streams
-from carepath.service.event_intake import InboundEvent, handle_event
+from carepath.service.event_intake import InboundEvent, check_source, handle_event
 from carepath.store.repository import Repository
 
 log = logging.getLogger("carepath.events")
@@ -232,6 +233,7 @@ class Consumer:
         try:
             if isinstance(parsed, CarepathError):
                 raise parsed
+            check_source(parsed, self.settings.allowed_event_sources, self.settings.internal_event_source)
             await handle_event(self.repository, parsed, self.clock())
         except Exception as exc:
             return await self._failed(entry_id, raw, exc)

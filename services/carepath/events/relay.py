@@ -24,8 +24,8 @@ async def relay_once(repository: Repository, streams: Streams) -> int:
         pipe = streams.redis.pipeline(transaction=False)
         for row in rows:
             if row.channel == outbox.INTERNAL:  # the HTTP door: into the inbound stream, never trimmed here
-                source = f"{settings.events_source}/outbox"
-                pipe.xadd(settings.events_inbound_stream, {"event": encode(outbound(row, source))})
+                event = encode(outbound(row, settings.internal_event_source))
+                pipe.xadd(settings.events_inbound_stream, {"event": event})
             else:
                 event = encode(outbound(row, settings.events_source))
                 pipe.xadd(settings.events_outbound_stream, {"event": event},

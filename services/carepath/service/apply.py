@@ -4,11 +4,13 @@ This module does the I/O the engine must not: it finds the definition and everyt
 (`apply_definitions`), gathers the subject's record (`useServerData`), and with `persist=true` stores the whole
 result — CarePlan, RequestGroup, requests, Tasks, Goals and a Provenance — in one transaction
 (`apply_persist`), keyed by the client's `Idempotency-Key` so a retried call returns the first result instead of
-a second CarePlan.
+a second CarePlan. It also gives the engine its FHIRPath evaluation time budget (one per call, on the
+monotonic clock; CAREPATH_APPLY_EVALUATION_LIMIT_MS unless the caller passes its own settings' limit).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +22,7 @@ from carepath.engine import (
     ApplyContext,
     ApplyResult,
     DictResolver,
+    EvaluationBudget,
     apply_activity_definition,
     apply_plan_definition,
     to_transaction_bundle,
@@ -30,6 +33,7 @@ from carepath.service.apply_inputs import check_inputs
 from carepath.service.apply_persist import persist, with_messages
 from carepath.service.parameters import OperationInput, reference_text
 from carepath.service.transactions import run_in_transaction
+from carepath.settings import get_settings
 from carepath.store.repository import Repository, StoreTransaction
 
 
@@ -42,7 +46,7 @@ class ApplyResponse:
 
 async def apply_plan(
     repository: Repository, plan_id: str | None, inputs: OperationInput, *, idempotency_key: str | None,
-    now: datetime | None = None,
+    now: datetime | None = None, evaluation_limit_ms: int | None = None,
 ) -> ApplyResponse:  # fmt: skip
     now = now or datetime.now(UTC)
     check_inputs(inputs)
@@ -59,7 +63,9 @@ async def apply_plan(
         if earlier is not None:
             return _replayed(earlier)
         definitions = await _plan(repository, tx, plan_id, inputs)
-        results = [await _apply_one(tx, definitions, subject, inputs, now, persisted) for subject in subjects]
+        budget = _budget(evaluation_limit_ms)  # per attempt: a re-run after a conflict starts afresh
+        results = [await _apply_one(tx, definitions, subject, inputs, now, persisted, budget)
+                   for subject in subjects]  # fmt: skip
         response = _combine(results)
         if scope is not None:
             await tx.remember_response(scope, fingerprint, response.status, jsonutil.dumps(response.body).decode())
@@ -81,13 +87,19 @@ async def apply_plan(
         return _replayed(earlier)
 
 
+def _budget(limit_ms: int | None) -> EvaluationBudget:
+    limit = get_settings().apply_evaluation_limit_ms if limit_ms is None else limit_ms
+    return EvaluationBudget(limit, time.monotonic)
+
+
 def _replayed(earlier: tuple[int, str]) -> ApplyResponse:
     return ApplyResponse(earlier[0], jsonutil.loads(earlier[1]))
 
 
 async def apply_activity(
-    repository: Repository, activity_id: str | None, inputs: OperationInput, *, now: datetime | None = None
-) -> ApplyResponse:
+    repository: Repository, activity_id: str | None, inputs: OperationInput, *, now: datetime | None = None,
+    evaluation_limit_ms: int | None = None,
+) -> ApplyResponse:  # fmt: skip
     """Instance level (`activity_id`), or type level with the `activityDefinition` resource (R4: required there,
     not allowed at the instance level)."""
     check_inputs(inputs)
@@ -103,7 +115,8 @@ async def apply_activity(
             definitions = Definitions(inline, DictResolver([inline]))
         else:
             definitions = await stored_definitions(repository, tx, "ActivityDefinition", str(activity_id))
-        ctx, _ = await _context(tx, definitions, subject, inputs, now or datetime.now(UTC))
+        ctx, _ = await _context(tx, definitions, subject, inputs, now or datetime.now(UTC),
+                                budget=_budget(evaluation_limit_ms))  # fmt: skip
     return ApplyResponse(200, apply_activity_definition(definitions.root, definitions.resolver, ctx))
 
 
@@ -122,6 +135,7 @@ async def _context(
     inputs: OperationInput,
     now: datetime,
     *,
+    budget: EvaluationBudget,
     persist: bool = False,
 ) -> tuple[ApplyContext, list[str]]:
     """The engine's input, and the versioned references of the stored resources it was given (for Provenance)."""
@@ -135,7 +149,7 @@ async def _context(
         user_type=inputs.one("userType"), user_language=inputs.one("userLanguage"),
         user_task_context=inputs.one("userTaskContext"), setting=inputs.one("setting"),
         setting_context=inputs.one("settingContext"),
-        parameters=parameters if isinstance(parameters, dict) else None, persist=persist,
+        parameters=parameters if isinstance(parameters, dict) else None, persist=persist, budget=budget,
     ), used  # fmt: skip
 
 
@@ -194,7 +208,7 @@ async def apply_in_transaction(
     event-driven enrolment); the stored CarePlan, or None when the pathway does not apply to the subject."""
     definitions = await stored_definitions(repository, tx, "PlanDefinition", plan_id)
     inputs = OperationInput({"subject": [subject]})
-    result, careplan = await _apply_one(tx, definitions, subject, inputs, now, True, cause=cause)
+    result, careplan = await _apply_one(tx, definitions, subject, inputs, now, True, _budget(None), cause=cause)
     return careplan if result.applicable else None
 
 
@@ -204,19 +218,20 @@ async def fresh_bundle(
     """The transaction Bundle a `$apply` of the stored PlanDefinition would store now (nothing is stored), its
     Provenance naming `cause`; None when the pathway does not apply (re-evaluation of an active CarePlan)."""
     definitions = await stored_definitions(repository, tx, "PlanDefinition", plan_id)
-    ctx, used = await _context(tx, definitions, subject, OperationInput({"subject": [subject]}), now, persist=True)
+    inputs = OperationInput({"subject": [subject]})
+    ctx, used = await _context(tx, definitions, subject, inputs, now, budget=_budget(None), persist=True)
     result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
     if not result.applicable:
         return None
-    inputs = [*({"reference": reference} for reference in used), cause]
-    return to_transaction_bundle(result, plan_reference=definitions.version_reference, ctx=ctx, extra_inputs=inputs)
+    extra = [*({"reference": reference} for reference in used), cause]
+    return to_transaction_bundle(result, plan_reference=definitions.version_reference, ctx=ctx, extra_inputs=extra)
 
 
 async def _apply_one(
     tx: StoreTransaction, definitions: Definitions, subject: str, inputs: OperationInput, now: datetime,
-    persisted: bool, *, cause: dict[str, Any] | None = None,
+    persisted: bool, budget: EvaluationBudget, *, cause: dict[str, Any] | None = None,
 ) -> tuple[ApplyResult, dict[str, Any]]:  # fmt: skip
-    ctx, used = await _context(tx, definitions, subject, inputs, now, persist=persisted)
+    ctx, used = await _context(tx, definitions, subject, inputs, now, budget=budget, persist=persisted)
     result = apply_plan_definition(definitions.root, definitions.resolver, ctx)
     if not result.applicable:
         return result, result.careplan

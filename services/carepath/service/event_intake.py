@@ -12,6 +12,9 @@ only after this commits.
 - `dev.carepath.named-event`: `data` = {"name": ..., "subject": "Patient/<id>"}.
 - `dev.carepath.internal.resource-stored`: a write through the FHIR API (the HTTP door), `data.resource` its
   versioned reference: only its triggers are evaluated.
+
+The events door (`check_source`): with CAREPATH_EVENTS_ALLOWED_SOURCES set, an event whose `source` is not listed
+is refused (403) before anything is done; carepath's own internal events always pass.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from carepath.engine.triggers import TriggerEvent
-from carepath.errors import InvalidRequest, PreconditionFailed
+from carepath.errors import Forbidden, InvalidRequest, PreconditionFailed
 from carepath.fhir.search.query import parse_search
 from carepath.service.bundles import run_batch_entries, run_transaction
 from carepath.service.interactions import Interaction, execute_crud
@@ -68,6 +71,18 @@ class InboundEvent:
             entries = [e.get("resource") for e in data.get("entry") or [] if isinstance(e, dict)]
             return next((p for r in entries if isinstance(r, dict) and (p := patient_of(r))), None)
         return patient_of(data)
+
+
+def check_source(event: InboundEvent, allowed: frozenset[str] | None, internal_source: str) -> None:
+    """Forbidden unless the producer may send events: any source when `allowed` is None, else a listed one, or
+    carepath's own internal event (its type and `internal_source` together: another type from that source is
+    still checked against the list)."""
+    if allowed is None or event.source in allowed:
+        return
+    if event.type == RESOURCE_STORED and event.source == internal_source:
+        return
+    raise Forbidden(f"CloudEvents source {event.source!r} is not in CAREPATH_EVENTS_ALLOWED_SOURCES",
+                    expression=("source",))  # fmt: skip
 
 
 @dataclass(frozen=True)
