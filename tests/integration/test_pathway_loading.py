@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -20,20 +20,11 @@ from carepath.fhir.search.query import parse_search
 from carepath.service.pathways import load_pathways
 from carepath.settings import Settings
 from carepath.store.database import create_engine
-from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
 
 PATHWAYS = Path(__file__).resolve().parents[2] / "pathways"
 PLAN_URL = "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
 SHIPPED = "1.1.0"  # the shipped PlanDefinition's version
-
-
-@pytest.fixture
-async def repository(settings: Settings) -> AsyncIterator[Repository]:
-    await upgrade_async(settings.effective_database_url, settings.database_schema)
-    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
-    yield Repository(engine)
-    await engine.dispose()
 
 
 def _copy_pathways(target: Path, change: Any = None) -> Path:

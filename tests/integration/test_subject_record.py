@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from carepath.settings import Settings
-from carepath.store.database import create_engine
-from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
-
-
-@pytest.fixture
-async def repository(settings: Settings) -> AsyncIterator[Repository]:
-    await upgrade_async(settings.effective_database_url, settings.database_schema)
-    engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
-    try:
-        yield Repository(engine)
-    finally:
-        await engine.dispose()
 
 
 def _observation(patient: str) -> dict[str, Any]:
