@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from events_support import EventEnv, open_env
 from receiver import Received
+from tests.conftest import open_client
 
 from carepath import jsonutil
 from carepath.delivery.fanout import fanout_once
@@ -19,7 +20,6 @@ from carepath.delivery.sender import SubscriptionSender
 from carepath.settings import Settings
 from carepath.store.probe import SearchProbe
 from carepath.store.records import utc_now
-from conftest import open_client
 
 
 @dataclass

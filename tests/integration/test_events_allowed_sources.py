@@ -4,13 +4,13 @@ its Provenance names that producer; carepath's own internal events (the HTTP doo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
 import pytest
-from events_support import ENVIRONMENTS, EventEnv, cloud_event, disease_status, open_env, patient, settings_for
+from events_support import ENVIRONMENTS, EventEnv, cloud_event, disease_status, patient, settings_for
 
 from carepath import jsonutil
 from carepath.events.dead import list_dead
@@ -24,12 +24,6 @@ MakeClient = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]
 @pytest.fixture(params=ENVIRONMENTS)
 def env_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return settings_for(request, tmp_path, events_allowed_sources=f" {FEED} , urn:test:other")
-
-
-@pytest.fixture
-async def env(env_settings: Settings) -> AsyncIterator[EventEnv]:
-    async with open_env(env_settings) as e:
-        yield e
 
 
 async def test_an_event_from_an_unlisted_source_is_dead_lettered_and_never_applied(env: EventEnv) -> None:

@@ -3,27 +3,11 @@ OperationOutcome; redrive puts them back (both environments)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from events_support import ENVIRONMENTS, STABLE, EventEnv, cloud_event, disease_status, open_env, patient, settings_for
+from events_support import STABLE, EventEnv, cloud_event, disease_status, patient
 
 from carepath import jsonutil
 from carepath.events.dead import list_dead, redrive
-from carepath.settings import Settings
-
-
-@pytest.fixture(params=ENVIRONMENTS)
-def env_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    return settings_for(request, tmp_path)
-
-
-@pytest.fixture
-async def env(env_settings: Settings) -> AsyncIterator[EventEnv]:
-    async with open_env(env_settings) as e:
-        yield e
-
 
 POISON = [
     (b"not json {", "invalid"),

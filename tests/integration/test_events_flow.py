@@ -3,34 +3,14 @@ is stored, triggers the pathway once, and the CarePlan and its Tasks come out on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from events_support import (
-    ENVIRONMENTS,
     PATHWAY_URL,
     STABLE,
     EventEnv,
     cloud_event,
     disease_status,
-    open_env,
     patient,
-    settings_for,
 )
-
-from carepath.settings import Settings
-
-
-@pytest.fixture(params=ENVIRONMENTS)
-def env_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    return settings_for(request, tmp_path)
-
-
-@pytest.fixture
-async def env(env_settings: Settings) -> AsyncIterator[EventEnv]:
-    async with open_env(env_settings) as e:
-        yield e
 
 
 async def _enrolled(env: EventEnv, subject: str) -> list[dict]:

@@ -6,30 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
-import pytest
-from events_support import ENVIRONMENTS, REPO_ROOT, EventEnv, disease_status, open_env, patient, settings_for
+from events_support import REPO_ROOT, EventEnv, disease_status, patient
 
 from carepath.settings import Settings
 from carepath.store import outbox
 
 FHIR = {"Content-Type": "application/fhir+json"}
 MakeClient = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture(params=ENVIRONMENTS)
-def env_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    return settings_for(request, tmp_path)
-
-
-@pytest.fixture
-async def env(env_settings: Settings) -> AsyncIterator[EventEnv]:
-    async with open_env(env_settings) as e:
-        yield e
 
 
 async def _post(http: httpx.AsyncClient, body: dict) -> dict:

@@ -4,36 +4,18 @@ alert event."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from events_support import (
-    ENVIRONMENTS,
     EventEnv,
     cloud_event,
     disease_status,
-    open_env,
     pain_score,
     patient,
-    settings_for,
 )
 
 from carepath.engine.reevaluate import action_id
-from carepath.settings import Settings
-
-
-@pytest.fixture(params=ENVIRONMENTS)
-def env_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    return settings_for(request, tmp_path)
-
-
-@pytest.fixture
-async def env(env_settings: Settings) -> AsyncIterator[EventEnv]:
-    async with open_env(env_settings) as e:
-        yield e
 
 
 async def _tasks_by_action(env: EventEnv, careplan: str) -> dict[str, dict[str, Any]]:
