@@ -32,6 +32,14 @@ def due(task: Resource) -> datetime | None:
     return parse_instant(((task.get("restriction") or {}).get("period") or {}).get("end"))
 
 
+def ended(task: Resource) -> str | None:
+    """`done` for a completed Task, `closed` for any other final status, None while it is still work to do."""
+    status = task.get("status")
+    if status == "completed":
+        return "done"
+    return "closed" if status in FINAL else None
+
+
 def started(task: Resource) -> datetime | None:
     period = (task.get("restriction") or {}).get("period") or {}
     return parse_instant(period.get("start")) or parse_instant(task.get("authoredOn"))

@@ -15,7 +15,7 @@ from typing import Any
 from carepath.content.diagram import step_edges
 from carepath.content.walk import step_actions
 from carepath.engine.graph import dependency_order
-from carepath.web.views.fhir import FINAL, Resource, due, generated_by
+from carepath.web.views.fhir import Resource, due, ended, generated_by
 from carepath.web.views.i18n import Translator
 from carepath.web.views.svg import root, shorten, text
 
@@ -25,11 +25,9 @@ BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 190, 50, 60, 16, 12
 def step_state(task: Resource | None, now: datetime) -> str:
     if task is None:
         return "not-applicable"
+    if (end := ended(task)) is not None:
+        return end
     status = str(task.get("status", ""))
-    if status == "completed":
-        return "done"
-    if status in FINAL:
-        return "closed"
     moment = due(task)
     if status != "draft" and moment is not None and moment < now:
         return "overdue"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from carepath.web.views.fhir import FINAL, Resource, due, label, started
+from carepath.web.views.fhir import Resource, due, ended, label, started
 from carepath.web.views.i18n import Translator, format_date
 from carepath.web.views.svg import root, shorten, text
 
@@ -18,11 +18,8 @@ LEFT, RIGHT, TOP, ROW = 300, 130, 34, 26
 
 def state(task: Resource, now: datetime) -> str:
     """done, late, due or closed."""
-    status = str(task.get("status", ""))
-    if status == "completed":
-        return "done"
-    if status in FINAL:
-        return "closed"
+    if (end := ended(task)) is not None:
+        return end
     moment = due(task)
     return "late" if moment is not None and moment < now else "due"
 

@@ -20,6 +20,7 @@ from carepath.web.views.fhir import (
     Resource,
     concept_text,
     due,
+    ended,
     label,
     patient_name,
     practitioner_name,
@@ -127,11 +128,8 @@ def search_pairs(filters: Filters, now: datetime, tz: ZoneInfo, *, window: str |
 
 def due_state(task: Resource, now: datetime, tz: ZoneInfo) -> str:
     """done, closed, overdue, today, week, upcoming or none — what the due column says in words."""
-    status = str(task.get("status", ""))
-    if status == "completed":
-        return "done"
-    if status in FINAL:
-        return "closed"
+    if (closed := ended(task)) is not None:
+        return closed
     moment = due(task)
     if moment is None:
         return "none"
