@@ -59,6 +59,13 @@ EN: dict[str, str] = {
     "error.reason_required": "A reason is needed to {action}.", "error.csrf": "This form has expired. Reload the "
     "page and try again.", "error.owner_required": "Choose whom to assign the task to.",
     "error.title": "Error", "error.back": "Back to the worklist",
+    "error.forbidden": "Your sign-in does not allow this page (its scopes do not grant what it reads or changes).",
+    "signin.failed": "Sign-in failed", "signin.again": "Sign in again",
+    "signin.not_configured": "Sign-in is not configured on this server (CAREPATH_APP_OIDC_CLIENT_ID).",
+    "devissuer.title": "Development sign-in", "devissuer.who": "Sign in as",
+    "devissuer.note": "Development issuer (CAREPATH_AUTH=dev): no password, local use only.",
+    "devissuer.nobody": "No Practitioner is stored yet (run carepath demo).",
+    "devissuer.scopes": "Scopes granted", "devissuer.sign_in": "Sign in",
     "patient.heading": "Patient", "patient.careplans": "Care plans", "patient.timeline": "Timeline",
     "patient.pathway": "Pathway diagram", "patient.no_careplan": "No care plan for this patient.",
     "patient.tasks": "Tasks", "patient.born": "Born", "careplan.status": "Care plan status",
@@ -122,6 +129,14 @@ FR: dict[str, str] = {
     "error.reason_required": "Un motif est nécessaire pour : {action}.", "error.csrf": "Ce formulaire a expiré. "
     "Rechargez la page et réessayez.", "error.owner_required": "Choisissez à qui attribuer la tâche.",
     "error.title": "Erreur", "error.back": "Retour à la liste de travail",
+    "error.forbidden": "Votre connexion ne permet pas cette page (ses droits n'accordent pas ce qu'elle lit ou "
+    "modifie).",
+    "signin.failed": "Échec de la connexion", "signin.again": "Se reconnecter",
+    "signin.not_configured": "La connexion n'est pas configurée sur ce serveur (CAREPATH_APP_OIDC_CLIENT_ID).",
+    "devissuer.title": "Connexion de développement", "devissuer.who": "Se connecter en tant que",
+    "devissuer.note": "Émetteur de développement (CAREPATH_AUTH=dev) : sans mot de passe, usage local seulement.",
+    "devissuer.nobody": "Aucun Practitioner n'est encore enregistré (lancez carepath demo).",
+    "devissuer.scopes": "Droits accordés", "devissuer.sign_in": "Se connecter",
     "patient.heading": "Patient", "patient.careplans": "Plans de soins", "patient.timeline": "Chronologie",
     "patient.pathway": "Schéma du parcours", "patient.no_careplan": "Aucun plan de soins pour ce patient.",
     "patient.tasks": "Tâches", "patient.born": "Né(e) le", "careplan.status": "Statut du plan de soins",
