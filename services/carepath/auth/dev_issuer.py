@@ -82,9 +82,10 @@ class DevIssuer:
     def jwks(self) -> dict[str, Any]:
         return dev_jwks(self._data_dir)
 
-    def code(self, request: AuthorizationRequest, *, user: str, name: str, scope: str) -> str:
+    def code(self, request: AuthorizationRequest, *, user: str, name: str, scope: str, patient: str = "") -> str:
+        """`patient`: a launch context, as an EHR launch would give (the session then sees that patient only)."""
         return str(self._codes.dumps({**asdict(request), "user": user, "name": name, "granted": scope,
-                                      "jti": uuid.uuid4().hex}))  # fmt: skip
+                                      "patient": patient, "jti": uuid.uuid4().hex}))  # fmt: skip
 
     def redeem(self, form: Mapping[str, str]) -> dict[str, Any]:
         """The token endpoint (RFC 6749 §4.1.3 + RFC 7636 §4.6): the code, once, with its verifier."""
@@ -104,7 +105,8 @@ class DevIssuer:
         while len(self._redeemed) > _REMEMBERED:
             self._redeemed.popitem(last=False)
         return {"token_type": "Bearer", "expires_in": 3600, "scope": code["granted"],
-                "access_token": dev_token(self._data_dir, scope=code["granted"], fhir_user=code["user"]),
+                "access_token": dev_token(self._data_dir, scope=code["granted"], fhir_user=code["user"],
+                                          patient=code["patient"] or None),
                 "id_token": self._id_token(code)}  # fmt: skip
 
     def _id_token(self, code: Mapping[str, Any]) -> str:

@@ -81,7 +81,7 @@ async def authorize(request: Request) -> Response:
     except CarepathError as error:
         return page.refuse(error)
     code = issuer.code(asked, user=f"Practitioner/{chosen}", name=practitioner_name(practitioner) or chosen,
-                       scope=form.get("granted", asked.scope))  # fmt: skip
+                       scope=form.get("granted", asked.scope), patient=form.get("patient", "").strip())  # fmt: skip
     back = f"{asked.redirect_uri}{'&' if '?' in asked.redirect_uri else '?'}"
     return page.finish(RedirectResponse(back + urlencode({"code": code, "state": asked.state}), status_code=303))
 

@@ -18,7 +18,7 @@ from carepath.auth.scopes import Letter, parse_scopes
 from carepath.auth.tokens import Principal
 from carepath.web.session import Session
 
-PageName = Literal["worklist", "task", "action", "patient"]
+PageName = Literal["worklist", "task", "action", "patient", "live"]
 
 
 def _needs(*pairs: tuple[str, Letter]) -> tuple[Need, ...]:
@@ -32,6 +32,7 @@ PAGE_NEEDS: dict[PageName, tuple[Need, ...]] = {
                    ("CarePlan", "r"), ("Provenance", "s")),
     "action": _needs(("Task", "r"), ("Task", "u")),
     "patient": _needs(("Patient", "r"), ("CarePlan", "s"), ("Task", "s")),
+    "live": _needs(("Task", "r")),  # each event is then checked on its own (may_see_event)
 }  # fmt: skip
 
 

@@ -298,6 +298,8 @@ async def live(request: Request) -> Response:
     page = Page(request)
     if not _signed_in(page):
         return page.signed_out()
+    if guard.page_decision(page.caller, "live") is None:
+        return page.forbidden()
     streams = page.state.streams
     stream = page.state.settings.events_outbound_stream
     caller = page.caller
