@@ -4,25 +4,22 @@ the pages showed and changed."""
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
+import pytest
 import respx
 from tests.integration.auth_support import MakeClient, bearer, rsa_key, token
 from tests.integration.rest_support import create
 from tests.integration.signin_support import CLIENT_ID, FakeIssuer, csrf_of, dev_sign_in, oidc_settings
+from tests.integration.test_audit_trail import audit_search
 
 from carepath.auth.dev import dev_token
 from carepath.settings import Settings
 
 WITHOUT_TASKS = "openid fhirUser user/Patient.rs user/Practitioner.rs user/CarePlan.rs"
-
-
-def dev(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"auth": "dev", "data_dir": tmp_path / "data"})
 
 
 async def _seed(http: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, str]:
@@ -36,49 +33,46 @@ async def _seed(http: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, str
     return {"patient": patient["id"], "other": other["id"], "nurse": nurse["id"], "task": task["id"]}
 
 
-async def audit_events(http: httpx.AsyncClient, admin: dict[str, str], query: str, expect: int) -> list[dict[str, Any]]:
-    """The AuditEvents the query finds, polled until `expect` are there (the trail writes within a second)."""
-    deadline = time.monotonic() + 5
-    while True:
-        bundle = (await http.get(f"/fhir/AuditEvent?{query}&_count=100", headers=admin)).json()
-        found = [e["resource"] for e in bundle.get("entry", [])]
-        if len(found) >= expect or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.1)
+@pytest.fixture
+async def dev_app(
+    settings: Settings, tmp_path: Path, make_client: MakeClient
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str], dict[str, str]]]:
+    """A dev-mode app on the parametrised back end, seeded: (client, an admin bearer header, the ids)."""
+    secured = settings.model_copy(update={"auth": "dev", "data_dir": tmp_path / "data"})
+    async with make_client(secured) as http:
+        admin = bearer(dev_token(secured.data_dir))
+        yield http, admin, await _seed(http, admin)
 
 
 async def test_dev_sign_in_runs_the_code_flow_and_starts_a_session(
-    settings: Settings, tmp_path: Path, make_client: MakeClient
+    dev_app: tuple[httpx.AsyncClient, dict[str, str], dict[str, str]],
 ) -> None:
-    secured = dev(settings, tmp_path)
-    async with make_client(secured) as http:
-        admin = bearer(dev_token(secured.data_dir))
-        ids = await _seed(http, admin)
-        anonymous = await http.get(f"/app/tasks/{ids['task']}")
-        assert anonymous.status_code == 303
-        assert anonymous.headers["location"] == f"/app/login?next=%2Fapp%2Ftasks%2F{ids['task']}"
-        assert (await http.post(f"/app/tasks/{ids['task']}", data={"action": "start"})).status_code == 401
-        assert (await http.get("/app/live")).status_code == 401
-        done = await dev_sign_in(http, ids["nurse"], next_url=f"/app/tasks/{ids['task']}")
-        assert done.status_code == 303 and done.headers["location"] == f"/app/tasks/{ids['task']}"
-        cookie = done.headers["set-cookie"]
-        assert "carepath_app=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
-        assert "carepath_signin=" in cookie  # the pending sign-in is removed once used
-        task_page = await http.get(f"/app/tasks/{ids['task']}")
-        assert task_page.status_code == 200 and "Pain assessment" in task_page.text
-        assert "Signed in as <strong>Claire Idec</strong>" in task_page.text
-        assert "Development mode — no sign-in" not in task_page.text
-        worklist = await http.get("/app")
-        assert worklist.status_code == 200 and "Pain assessment" in worklist.text
-        # an action is made by the signed-in practitioner (the workflow's Provenance and the note name them)
-        form = {"csrf": csrf_of(task_page.text), "action": "claim", "version": "1"}
-        assert (await http.post(f"/app/tasks/{ids['task']}", data=form)).status_code == 303
-        stored = (await http.get(f"/fhir/Task/{ids['task']}", headers=admin)).json()
-        assert stored["owner"]["reference"] == f"Practitioner/{ids['nurse']}"
-        # sign out: the next page goes back to the sign-in
-        logout = await http.post("/app/logout", data={"csrf": csrf_of(worklist.text)})
-        assert logout.status_code == 200 and "You are signed out." in logout.text
-        assert (await http.get("/app")).status_code == 303
+    http, admin, ids = dev_app
+    anonymous = await http.get(f"/app/tasks/{ids['task']}")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == f"/app/login?next=%2Fapp%2Ftasks%2F{ids['task']}"
+    assert (await http.post(f"/app/tasks/{ids['task']}", data={"action": "start"})).status_code == 401
+    assert (await http.get("/app/live")).status_code == 401
+    done = await dev_sign_in(http, ids["nurse"], next_url=f"/app/tasks/{ids['task']}")
+    assert done.status_code == 303 and done.headers["location"] == f"/app/tasks/{ids['task']}"
+    cookie = done.headers["set-cookie"]
+    assert "carepath_app=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "carepath_signin=" in cookie  # the pending sign-in is removed once used
+    task_page = await http.get(f"/app/tasks/{ids['task']}")
+    assert task_page.status_code == 200 and "Pain assessment" in task_page.text
+    assert "Signed in as <strong>Claire Idec</strong>" in task_page.text
+    assert "Development mode — no sign-in" not in task_page.text
+    worklist = await http.get("/app")
+    assert worklist.status_code == 200 and "Pain assessment" in worklist.text
+    # an action is made by the signed-in practitioner (the workflow's Provenance and the note name them)
+    form = {"csrf": csrf_of(task_page.text), "action": "claim", "version": "1"}
+    assert (await http.post(f"/app/tasks/{ids['task']}", data=form)).status_code == 303
+    stored = (await http.get(f"/fhir/Task/{ids['task']}", headers=admin)).json()
+    assert stored["owner"]["reference"] == f"Practitioner/{ids['nurse']}"
+    # sign out: the next page goes back to the sign-in
+    logout = await http.post("/app/logout", data={"csrf": csrf_of(worklist.text)})
+    assert logout.status_code == 200 and "You are signed out." in logout.text
+    assert (await http.get("/app")).status_code == 303
 
 
 async def test_dev_issuer_refuses_replayed_codes_wrong_verifiers_and_forged_state(
@@ -131,60 +125,55 @@ async def test_code_is_single_use(tmp_path: Path, make_client: MakeClient) -> No
 
 
 async def test_scopes_decide_what_pages_a_session_opens(
-    settings: Settings, tmp_path: Path, make_client: MakeClient
+    dev_app: tuple[httpx.AsyncClient, dict[str, str], dict[str, str]],
 ) -> None:
-    secured = dev(settings, tmp_path)
-    async with make_client(secured) as http:
-        ids = await _seed(http, bearer(dev_token(secured.data_dir)))
-        await dev_sign_in(http, ids["nurse"], granted=WITHOUT_TASKS)
-        for path in ("/app", f"/app/tasks/{ids['task']}", f"/app/patients/{ids['patient']}", "/app/live"):
-            answer = await http.get(path)
-            assert answer.status_code == 403 and "does not allow this page" in answer.text, path
-        # read-only: the pages open, an action is refused and nothing is written
-        await dev_sign_in(http, ids["nurse"], granted="openid fhirUser user/*.rs")
-        page = await http.get(f"/app/tasks/{ids['task']}")
-        assert page.status_code == 200
-        claim = await http.post(f"/app/tasks/{ids['task']}", data={"csrf": csrf_of(page.text), "action": "claim",
-                                                                   "version": "1"})  # fmt: skip
-        assert claim.status_code == 403
-        # a patient launch context: that patient's page and tasks, nobody else's, and no cross-patient worklist
-        await dev_sign_in(http, ids["nurse"], granted="openid fhirUser patient/*.rs user/Practitioner.rs",
-                          patient=ids["patient"])  # fmt: skip
-        assert (await http.get(f"/app/patients/{ids['patient']}")).status_code == 200
-        assert (await http.get(f"/app/tasks/{ids['task']}")).status_code == 200
-        assert (await http.get(f"/app/patients/{ids['other']}")).status_code == 403
-        assert (await http.get("/app")).status_code == 403
+    http, _, ids = dev_app
+    await dev_sign_in(http, ids["nurse"], granted=WITHOUT_TASKS)
+    for path in ("/app", f"/app/tasks/{ids['task']}", f"/app/patients/{ids['patient']}", "/app/live"):
+        answer = await http.get(path)
+        assert answer.status_code == 403 and "does not allow this page" in answer.text, path
+    # read-only: the pages open, an action is refused and nothing is written
+    await dev_sign_in(http, ids["nurse"], granted="openid fhirUser user/*.rs")
+    page = await http.get(f"/app/tasks/{ids['task']}")
+    assert page.status_code == 200
+    claim = await http.post(f"/app/tasks/{ids['task']}", data={"csrf": csrf_of(page.text), "action": "claim",
+                                                               "version": "1"})  # fmt: skip
+    assert claim.status_code == 403
+    # a patient launch context: that patient's page and tasks, nobody else's, and no cross-patient worklist
+    await dev_sign_in(http, ids["nurse"], granted="openid fhirUser patient/*.rs user/Practitioner.rs",
+                      patient=ids["patient"])  # fmt: skip
+    assert (await http.get(f"/app/patients/{ids['patient']}")).status_code == 200
+    assert (await http.get(f"/app/tasks/{ids['task']}")).status_code == 200
+    assert (await http.get(f"/app/patients/{ids['other']}")).status_code == 403
+    assert (await http.get("/app")).status_code == 403
 
 
 async def test_pages_and_actions_are_audited_with_the_user_as_agent(
-    settings: Settings, tmp_path: Path, make_client: MakeClient
+    dev_app: tuple[httpx.AsyncClient, dict[str, str], dict[str, str]],
 ) -> None:
-    secured = dev(settings, tmp_path)
-    async with make_client(secured) as http:
-        admin = bearer(dev_token(secured.data_dir))
-        ids = await _seed(http, admin)
-        await dev_sign_in(http, ids["nurse"])
-        user = f"Practitioner/{ids['nurse']}"
-        page = await http.get(f"/app/tasks/{ids['task']}")
-        await http.get(f"/app/patients/{ids['patient']}")
-        await http.get("/app")
-        form = {"csrf": csrf_of(page.text), "action": "start", "version": "1"}
-        assert (await http.post(f"/app/tasks/{ids['task']}", data=form)).status_code == 303
-        events = await audit_events(http, admin, f"agent={user}", 4)
-        by_kind = {(e["subtype"][0]["code"], e["action"]): e for e in events}
-        assert set(by_kind) >= {("read", "R"), ("search-type", "E"), ("update", "U")}
-        for event in events:
-            assert event["agent"][0]["who"]["reference"] == user and event["outcome"] == "0"
-        task_read = next(e for e in events if e["subtype"][0]["code"] == "read"
-                         and {"reference": f"Task/{ids['task']}"} in [x.get("what") for x in e["entity"]])  # fmt: skip
-        patients = [x["what"]["reference"] for x in task_read["entity"] if x.get("role", {}).get("code") == "1"]
-        assert patients == [f"Patient/{ids['patient']}"]
-        update = by_kind[("update", "U")]
-        assert {"reference": f"Task/{ids['task']}"} in [x.get("what") for x in update["entity"]]
-        search = by_kind[("search-type", "E")]
-        assert any(x.get("description") == "Task search" for x in search["entity"])
-        # found by the patient too, as API reads are
-        assert await audit_events(http, admin, f"patient=Patient/{ids['patient']}&agent={user}", 4)
+    http, admin, ids = dev_app
+    await dev_sign_in(http, ids["nurse"])
+    user = f"Practitioner/{ids['nurse']}"
+    page = await http.get(f"/app/tasks/{ids['task']}")
+    await http.get(f"/app/patients/{ids['patient']}")
+    await http.get("/app")
+    form = {"csrf": csrf_of(page.text), "action": "start", "version": "1"}
+    assert (await http.post(f"/app/tasks/{ids['task']}", data=form)).status_code == 303
+    events = await audit_search(http, admin, f"agent={user}", 4)
+    by_kind = {(e["subtype"][0]["code"], e["action"]): e for e in events}
+    assert set(by_kind) >= {("read", "R"), ("search-type", "E"), ("update", "U")}
+    for event in events:
+        assert event["agent"][0]["who"]["reference"] == user and event["outcome"] == "0"
+    task_read = next(e for e in events if e["subtype"][0]["code"] == "read"
+                     and {"reference": f"Task/{ids['task']}"} in [x.get("what") for x in e["entity"]])  # fmt: skip
+    patients = [x["what"]["reference"] for x in task_read["entity"] if x.get("role", {}).get("code") == "1"]
+    assert patients == [f"Patient/{ids['patient']}"]
+    update = by_kind[("update", "U")]
+    assert {"reference": f"Task/{ids['task']}"} in [x.get("what") for x in update["entity"]]
+    search = by_kind[("search-type", "E")]
+    assert any(x.get("description") == "Task search" for x in search["entity"])
+    # found by the patient too, as API reads are
+    assert await audit_search(http, admin, f"patient=Patient/{ids['patient']}&agent={user}", 4)
 
 
 async def test_jwt_sign_in_against_the_issuer(tmp_path: Path, make_client: MakeClient) -> None:

@@ -50,15 +50,15 @@ class AuthorizationRequest:
     challenge: str
 
     @classmethod
-    def parse(cls, query: Mapping[str, str], client_id: str) -> AuthorizationRequest:
+    def parse(cls, query: Mapping[str, str], client_id: str, callback: str) -> AuthorizationRequest:
         """Only what the worklist sends: a code request for our client, with an S256 challenge, back to
-        `/app/callback` on the host the browser used (never an open redirect)."""
+        `callback` (this server's /app/callback on the host the browser used: never an open redirect)."""
         if query.get("response_type") != "code" or query.get("code_challenge_method") != "S256":
             raise InvalidRequest("response_type=code with code_challenge_method=S256 is required")
         if query.get("client_id") != client_id or not query.get("code_challenge") or not query.get("state"):
             raise InvalidRequest("client_id, state and code_challenge are required")
         redirect = query.get("redirect_uri", "")
-        if not redirect.split("?")[0].endswith("/app/callback"):
+        if redirect != callback:
             raise InvalidRequest("redirect_uri must be this server's /app/callback")
         return cls(client_id, redirect, query.get("scope", ""), query["state"], query.get("nonce", ""),
                    query["code_challenge"])  # fmt: skip

@@ -8,6 +8,8 @@ browser's own sign-in (its pending cookie).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
@@ -17,7 +19,7 @@ from carepath.auth.dev_issuer import BASE, DEV_CLIENT_ID, AuthorizationRequest, 
 from carepath.errors import CarepathError, InvalidRequest, NotFound
 from carepath.web import data
 from carepath.web.data import MANY
-from carepath.web.routes import Page
+from carepath.web.routes import Page, callback_url
 from carepath.web.views.fhir import practitioner_name
 
 router = APIRouter(prefix=BASE, include_in_schema=False)
@@ -36,20 +38,21 @@ def _issuer(request: Request) -> DevIssuer:
     return issuer
 
 
-@router.get("/.well-known/openid-configuration")
-async def discovery(request: Request) -> Response:
+def _published(request: Request, document: Callable[[DevIssuer], dict[str, Any]]) -> Response:
     try:
-        return JSONResponse(_issuer(request).discovery())
+        return JSONResponse(document(_issuer(request)))
     except NotFound:
         return Response(status_code=404)
+
+
+@router.get("/.well-known/openid-configuration")
+async def discovery(request: Request) -> Response:
+    return _published(request, DevIssuer.discovery)
 
 
 @router.get("/jwks")
 async def jwks(request: Request) -> Response:
-    try:
-        return JSONResponse(_issuer(request).jwks())
-    except NotFound:
-        return Response(status_code=404)
+    return _published(request, DevIssuer.jwks)
 
 
 @router.get("/authorize")
@@ -57,7 +60,7 @@ async def authorize_page(request: Request) -> Response:
     page = Page(request)
     try:
         issuer = _issuer(request)
-        asked = AuthorizationRequest.parse(dict(request.query_params), issuer.client_id)
+        asked = AuthorizationRequest.parse(dict(request.query_params), issuer.client_id, callback_url(request))
         async with page.state.repository.reader() as tx:
             found, _, _ = await data.search_resources(tx, page.state.settings, "Practitioner", [("_count", str(MANY))])
     except CarepathError as error:
@@ -72,7 +75,7 @@ async def authorize(request: Request) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
     try:
         issuer = _issuer(request)
-        asked = AuthorizationRequest.parse(form, issuer.client_id)
+        asked = AuthorizationRequest.parse(form, issuer.client_id, callback_url(request))
         chosen = form.get("practitioner", "")
         async with page.state.repository.reader() as tx:
             practitioner = (await tx.read("Practitioner", chosen)).json() if chosen else None

@@ -148,6 +148,11 @@ def local_target(target: str | None) -> str:
     return target
 
 
+def callback_url(request: Request) -> str:
+    """Where the issuer sends the browser back after sign-in: this server, as the browser reached it."""
+    return f"{str(request.base_url).rstrip('/')}/app/callback"
+
+
 def _patients(resources: list[Resource]) -> set[str]:
     return set().union(*(patients_of(r) for r in resources)) if resources else set()
 

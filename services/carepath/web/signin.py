@@ -16,7 +16,7 @@ from carepath.auth.config import LOCAL_BASE, build_oidc
 from carepath.auth.oidc import OidcClient, Pending
 from carepath.auth.scopes import scope_text
 from carepath.errors import CarepathError, SignInFailed
-from carepath.web.routes import Page, local_target
+from carepath.web.routes import Page, callback_url, local_target
 from carepath.web.session import PENDING_COOKIE, PENDING_MAX_AGE_S
 from carepath.web.views.actions import Actor
 
@@ -36,10 +36,6 @@ def _oidc(app: FastAPI) -> OidcClient | None:
     return oidc
 
 
-def _callback_url(request: Request) -> str:
-    return f"{str(request.base_url).rstrip('/')}/app/callback"
-
-
 @router.get("/login")
 async def login(request: Request) -> Response:
     page = Page(request)
@@ -51,7 +47,7 @@ async def login(request: Request) -> Response:
         return page.render("error.html", status=503, message=page.t("signin.not_configured"))
     pending = Pending.new(target)
     try:
-        url = await oidc.authorize_url(pending, _callback_url(request))
+        url = await oidc.authorize_url(pending, callback_url(request))
     except CarepathError as error:
         return page.refuse(error)
     response = page.finish(RedirectResponse(url, status_code=303))
@@ -75,9 +71,10 @@ async def callback(request: Request) -> Response:
         if "error" in query or not query.get("code"):
             raise SignInFailed(f"The issuer did not sign you in ({query.get('error', 'no code')})")
         signed = await oidc.finish(pending, state=query.get("state", ""), code=query["code"],
-                                   redirect_uri=_callback_url(request))  # fmt: skip
+                                   redirect_uri=callback_url(request))  # fmt: skip
     except SignInFailed as failed:
-        response = page.render("signin_failed.html", status=401, detail=str(failed))
+        # the page's link back to the worklist starts a new sign-in
+        response = page.render("error.html", status=401, heading=page.t("signin.failed"), message=str(failed))
     except CarepathError as error:
         response = page.refuse(error)
     else:

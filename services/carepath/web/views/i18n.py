@@ -60,7 +60,7 @@ EN: dict[str, str] = {
     "page and try again.", "error.owner_required": "Choose whom to assign the task to.",
     "error.title": "Error", "error.back": "Back to the worklist",
     "error.forbidden": "Your sign-in does not allow this page (its scopes do not grant what it reads or changes).",
-    "signin.failed": "Sign-in failed", "signin.again": "Sign in again",
+    "signin.failed": "Sign-in failed",
     "signin.not_configured": "Sign-in is not configured on this server (CAREPATH_APP_OIDC_CLIENT_ID).",
     "devissuer.title": "Development sign-in", "devissuer.who": "Sign in as",
     "devissuer.note": "Development issuer (CAREPATH_AUTH=dev): no password, local use only.",
@@ -132,7 +132,7 @@ FR: dict[str, str] = {
     "error.title": "Erreur", "error.back": "Retour à la liste de travail",
     "error.forbidden": "Votre connexion ne permet pas cette page (ses droits n'accordent pas ce qu'elle lit ou "
     "modifie).",
-    "signin.failed": "Échec de la connexion", "signin.again": "Se reconnecter",
+    "signin.failed": "Échec de la connexion",
     "signin.not_configured": "La connexion n'est pas configurée sur ce serveur (CAREPATH_APP_OIDC_CLIENT_ID).",
     "devissuer.title": "Connexion de développement", "devissuer.who": "Se connecter en tant que",
     "devissuer.note": "Émetteur de développement (CAREPATH_AUTH=dev) : sans mot de passe, usage local seulement.",
