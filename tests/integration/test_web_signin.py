@@ -103,8 +103,11 @@ async def test_dev_issuer_refuses_replayed_codes_wrong_verifiers_and_forged_stat
         assert done.status_code == 303
         # an open redirect is never offered, and a redirect_uri elsewhere is refused by the issuer
         assert (await http.get("/app/login", params={"next": "https://evil.example"})).status_code == 303
-        evil = {**asked, "redirect_uri": "https://evil.example/steal"}
-        assert (await http.get("/app/dev-issuer/authorize", params=evil)).status_code == 400
+        for elsewhere in ("https://evil.example/steal", "https://evil.example/app/callback"):
+            evil = {**asked, "redirect_uri": elsewhere}
+            assert (await http.get("/app/dev-issuer/authorize", params=evil)).status_code == 400, elsewhere
+            posted = await http.post("/app/dev-issuer/authorize", data={**evil, "practitioner": ids["nurse"]})
+            assert posted.status_code == 400, elsewhere
 
 
 async def test_code_is_single_use(tmp_path: Path, make_client: MakeClient) -> None:
