@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from tests.integration.auth_support import MakeClient, bearer, rsa_key, token
+from tests.integration.auth_support import ISSUER, MakeClient, bearer, rsa_key, token
 from tests.integration.rest_support import create
 from tests.integration.signin_support import CLIENT_ID, FakeIssuer, csrf_of, dev_sign_in, oidc_settings
 from tests.integration.test_audit_trail import audit_search
@@ -240,3 +240,16 @@ async def test_jwt_without_a_client_id_says_sign_in_is_not_configured(tmp_path: 
         answer = await http.get("/app/login")
         assert answer.status_code == 503 and "CAREPATH_APP_OIDC_CLIENT_ID" in answer.text
         assert (await http.get("/app/dev-issuer/.well-known/openid-configuration")).status_code == 404
+
+
+async def test_an_unreachable_issuer_is_a_502_page_and_retried(tmp_path: Path, make_client: MakeClient) -> None:
+    key = rsa_key()
+    async with make_client(oidc_settings(tmp_path, key)) as http:
+        with respx.mock(assert_all_called=False) as router:
+            router.get(f"{ISSUER}/.well-known/openid-configuration").respond(500)
+            answer = await http.get("/app/login")
+        assert answer.status_code == 502 and "did not answer" in answer.text
+        issuer = FakeIssuer(key)
+        with respx.mock(assert_all_called=False) as router:
+            issuer.install(router)
+            assert (await issuer.sign_in(http)).status_code == 303  # discovery is tried again, not cached as failed
