@@ -126,6 +126,16 @@ class Settings(BaseSettings):
         "(sessions end at restart; set it with several workers)",
     )
     app_session_idle_minutes: int = Field(default=30, ge=1, description="worklist session idle timeout")
+    app_oidc_client_id: str = Field(
+        default="",
+        description="jwt: the worklist's client id at the issuer (sign-in with the code flow + PKCE); "
+        "dev: optional (default carepath-app)",
+    )
+    app_oidc_client_secret: str = Field(default="", description="its secret, for a confidential client (HTTP Basic)")
+    app_oidc_scope: str = Field(
+        default="openid fhirUser user/*.rs user/Task.u",
+        description="the scopes the worklist asks for at sign-in; what the issuer grants is what the pages allow",
+    )
 
     @property
     def effective_pathways_dir(self) -> Path:
