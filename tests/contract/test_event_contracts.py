@@ -24,6 +24,7 @@ from carepath import jsonutil
 from carepath.domain_events import EventType
 from carepath.errors import Issue
 from carepath.events.dead import dead_letter
+from carepath.events.shards import shards
 from carepath.service.event_intake import INBOUND_TYPES
 from carepath.settings import Settings
 
@@ -97,7 +98,7 @@ async def test_events_emitted_by_a_run_match_the_contract(tmp_path: Path, make_c
         await env.send(cloud_event(disease_status(subject)))
         await env.drain()
         emitted = await env.outbound()
-        await dead_letter(env.streams, (await env.send(b"{")), b"{", [Issue("not JSON")], 1)
+        await dead_letter(env.streams, shards(settings)[0], (await env.send(b"{")), b"{", [Issue("not JSON")], 1)
         letters = [{k.decode(): v.decode() for k, v in f.items()} for _, f in await env.dead()]
     for event in internal:
         assert_valid(f"{event['type']}.json", event)

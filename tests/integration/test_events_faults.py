@@ -21,6 +21,8 @@ from fault_support import LockableRole, eventually, own_redis, start_worker
 
 from carepath import jsonutil
 from carepath.events.consumer import Consumer
+from carepath.events.leases import holder
+from carepath.events.shards import shards
 from carepath.events.streams import connect
 from carepath.events.worker import default_duties, run_duties
 from carepath.service.interactions import Interaction, execute_crud
@@ -255,5 +257,4 @@ async def _lease_taken(env: EventEnv, name: str) -> bool:
 
 
 async def _lease_holder(env: EventEnv) -> str:
-    value = await env.streams.redis.get(env.consumer.lease_key)
-    return value.decode() if value else ""
+    return await holder(env.streams, shards(env.settings)[0]) or ""
