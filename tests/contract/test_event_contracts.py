@@ -70,6 +70,12 @@ def test_the_asyncapi_document_names_the_streams_and_every_type() -> None:
     assert channels["events"]["address"] == defaults.events_outbound_stream
     assert channels["dead"]["address"] == defaults.events_dead_stream
     assert channels["inbound"]["x-consumer-group"] == defaults.events_group
+    sharded = ASYNCAPI["channels"]["inbound"]["x-shards"]
+    assert sharded["default"] == defaults.events_inbound_shards == 1
+    [_, second, _] = shards(Settings(events_inbound_shards=3))  # the names the document gives, for shard 1
+    assert (sharded["address"].replace("<shard>", "1"), sharded["dead-letter-address"].replace("<shard>", "1")) == (
+        second.stream, second.dead
+    )  # fmt: skip
     assert {o["action"] for o in ASYNCAPI["operations"].values()} == {"send", "receive"}
     assert _channel_types("events") == set(typing.get_args(EventType))
     assert _channel_types("inbound") == set(INBOUND_TYPES)
