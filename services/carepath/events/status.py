@@ -4,6 +4,7 @@ holder of each), live workers, dead letters, outbound length, outbox backlog (`c
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -30,7 +31,7 @@ async def events_status(repository: Repository, streams: Streams) -> dict[str, A
             "lag": None if None in lags else sum(lags),  # entries not yet delivered to the groups (Redis >= 7)
             "pending": sum(shard["pending"] for shard in by_shard),  # delivered, not yet acknowledged
             "consumers": sum(shard["consumers"] for shard in by_shard),  # consumer names known to the groups
-            "workers": await redis.zcard(workers_key(s)),  # live workers (heartbeats within the lease TTL)
+            "workers": await _live_workers(streams),
             "shards": by_shard,
         },
         "dead_letters": {
@@ -60,6 +61,12 @@ async def _shard(streams: Streams, shard: Shard) -> dict[str, Any]:
         "consumers": info.get("consumers", 0),
         "holder": await holder(streams, shard),
     }
+
+
+async def _live_workers(streams: Streams) -> int:
+    """Workers whose last heartbeat is younger than the lease lifetime (events/leases.py)."""
+    since = int(time.time() * 1000) - streams.settings.events_claim_idle_ms
+    return int(await streams.redis.zcount(workers_key(streams.settings), since, "+inf"))
 
 
 def _text(value: Any) -> str:
