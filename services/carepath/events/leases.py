@@ -40,7 +40,7 @@ class Leases:
         live = int((await pipe.execute())[2])
         return -(-count // max(live, 1))
 
-    def order(self, shards: list[Shard]) -> list[Shard]:
+    def order(self, shards: tuple[Shard, ...]) -> tuple[Shard, ...]:
         """The shards in the order this worker tries them: from its own offset, wrapping around."""
         offset = zlib.crc32(self.name.encode()) % len(shards)
         return shards[offset:] + shards[:offset]

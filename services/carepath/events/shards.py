@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from carepath.errors import CarepathError
 from carepath.events.envelope import parse_inbound
@@ -38,15 +39,18 @@ class Shard:
     lease: str  # who reads it now (events/leases.py)
 
 
-def shards(settings: Settings) -> list[Shard]:
+def shards(settings: Settings) -> tuple[Shard, ...]:
     """Every inbound shard, in index order."""
-    count, base, dead = settings.events_inbound_shards, settings.events_inbound_stream, settings.events_dead_stream
+    s = settings
+    return _named(s.events_inbound_shards, s.events_inbound_stream, s.events_dead_stream, s.events_group)
+
+
+@lru_cache(maxsize=16)
+def _named(count: int, base: str, dead: str, group: str) -> tuple[Shard, ...]:
+    # built once per configuration: producers look a shard up for every event
     if count == 1:
-        return [Shard(0, base, dead, f"{base}:lease:{settings.events_group}")]
-    return [
-        Shard(i, f"{base}:{{{i}}}", f"{dead}:{{{i}}}", f"{base}:{{{i}}}:lease:{settings.events_group}")
-        for i in range(count)
-    ]
+        return (Shard(0, base, dead, f"{base}:lease:{group}"),)
+    return tuple(Shard(i, f"{base}:{{{i}}}", f"{dead}:{{{i}}}", f"{base}:{{{i}}}:lease:{group}") for i in range(count))
 
 
 def shard_index(patient: str | None, count: int) -> int:
