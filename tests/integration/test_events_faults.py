@@ -22,7 +22,7 @@ from fault_support import LockableRole, eventually, own_redis, start_worker
 from carepath import jsonutil
 from carepath.events.consumer import Consumer
 from carepath.events.leases import holder
-from carepath.events.shards import shards
+from carepath.events.shards import route, shards
 from carepath.events.status import events_status
 from carepath.events.streams import connect
 from carepath.events.worker import default_duties, run_duties
@@ -106,32 +106,38 @@ async def _claimed(env: EventEnv) -> bool:
     return await _settled(env)
 
 
+@pytest.mark.parametrize("shard_count", [1, 2])
 async def test_kill_9_of_a_worker_with_events_in_flight_loses_and_duplicates_nothing(
-    env: EventEnv, tmp_path: Path
+    base: Settings, tmp_path: Path, shard_count: int
 ) -> None:
-    patients = [f"Patient/{(await env.create(patient()))['id']}" for _ in range(20)]
-    await env.consumer.setup()
-    pipe = env.streams.redis.pipeline(transaction=False)
-    for n in range(KILL_EVENTS):
-        event = cloud_event(vital(patients[n % len(patients)], n, "kill9"))
-        pipe.xadd(env.settings.events_inbound_stream, {"event": jsonutil.dumps(event)})
-    await pipe.execute()
-    first = start_worker(env.settings, tmp_path / "worker1.log")
-    try:
-        await eventually(lambda: _at_least(env, "kill9", KILL_EVENTS // 5), 300, "a fifth processed")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    assert len(await _observations(env, "kill9")) < KILL_EVENTS  # it really died with work left
-    second = start_worker(env.settings, tmp_path / "worker2.log")
-    try:
-        await eventually(lambda: _settled(env), 600, "every entry processed after the restart")
-    finally:
-        second.send_signal(signal.SIGTERM)  # graceful: finishes in-flight entries, releases the lease
-        assert second.wait(timeout=60) == 0
-    stored = await _observations(env, "kill9")
-    assert sorted(o["valueInteger"] for o in stored) == list(range(KILL_EVENTS))  # each exactly once
-    assert await env.dead() == []
+    """One shard: the only worker is killed, a new one finishes. Two shards: one of two workers reading in parallel
+    is killed, and the survivor takes its shard over (lease lapsed, pending entries reclaimed) and finishes."""
+    async with open_env(real_settings(base, tmp_path, events_inbound_shards=shard_count)) as env:
+        patients = [f"Patient/{(await env.create(patient()))['id']}" for _ in range(20)]
+        await env.consumer.setup()
+        pipe = env.streams.redis.pipeline(transaction=False)
+        for n in range(KILL_EVENTS):
+            raw = jsonutil.dumps(cloud_event(vital(patients[n % len(patients)], n, "kill9")))
+            pipe.xadd(route(env.settings, raw).stream, {"event": raw})
+        await pipe.execute()
+        workers = [start_worker(env.settings, tmp_path / f"worker{i}.log") for i in range(shard_count)]
+        try:
+            await eventually(lambda: _holders_are(env, shard_count), 60, "each shard read by its own worker")
+            await eventually(lambda: _at_least(env, "kill9", KILL_EVENTS // 5), 300, "a fifth processed")
+        finally:
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait()
+        assert len(await _observations(env, "kill9")) < KILL_EVENTS  # it really died with work left
+        finishing = workers[1:] or [start_worker(env.settings, tmp_path / "restarted.log")]
+        try:
+            await eventually(lambda: _settled(env), 600, "every entry processed after the kill")
+        finally:
+            for worker in finishing:
+                worker.send_signal(signal.SIGTERM)  # graceful: finishes in-flight entries, releases the leases
+                assert worker.wait(timeout=60) == 0
+        stored = await _observations(env, "kill9")
+        assert sorted(o["valueInteger"] for o in stored) == list(range(KILL_EVENTS))  # each exactly once
+        assert await env.dead() == []
 
 
 async def _at_least(env: EventEnv, marker: str, count: int) -> bool:
