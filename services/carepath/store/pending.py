@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carepath.errors import TransactionConflict
 from carepath.fhir.search.rows import IndexRows
+from carepath.store.changes import SUBSCRIBED
 from carepath.store.records import StoredResource
 from carepath.store.schema import (
     resource,
@@ -39,7 +40,7 @@ INDEX_TABLES: dict[str, Table] = {
     "uris": sp_uri,
 }
 # Built once: SQLAlchemy then reuses the compiled SQL instead of rebuilding it for every row.
-_INSERT_RESOURCES = insert(resource).returning(resource.c.rid, resource.c.res_type, resource.c.res_id)
+_INSERT_RESOURCES = insert(resource).returning(resource.c.rid, resource.c.res_type, resource.c.res_id, SUBSCRIBED)
 _INSERT_HISTORY = insert(resource_history)
 _INSERT_INDEX = {name: insert(table) for name, table in INDEX_TABLES.items()}
 
@@ -70,12 +71,13 @@ class PendingWrites:
                 self._cleared.setdefault(name, set()).add(rid)
         self._versions.append(_Version(stored, method, index, rid))
 
-    async def flush(self, conn: AsyncConnection) -> None:
+    async def flush(self, conn: AsyncConnection) -> bool | None:
+        """Send the writes; the resource INSERT's SUBSCRIBED answer (None when there was no new resource)."""
         if not self._versions and not self._cleared:
-            return
+            return None
         versions, cleared = self._versions, self._cleared
         self._versions, self._cleared = [], {}
-        await _insert_resources(conn, [v for v in versions if v.rid is None])
+        subscribed = await _insert_resources(conn, [v for v in versions if v.rid is None])
         for name, rids in cleared.items():
             table = INDEX_TABLES[name]
             await conn.execute(delete(table).where(table.c.rid.in_(sorted(rids))))
@@ -84,11 +86,12 @@ class PendingWrites:
             rows = [_index_row(v, row) for v in versions for row in getattr(v.index, name)]
             if rows:
                 await conn.execute(statement, rows)
+        return subscribed
 
 
-async def _insert_resources(conn: AsyncConnection, new: list[_Version]) -> None:
+async def _insert_resources(conn: AsyncConnection, new: list[_Version]) -> bool | None:
     if not new:
-        return
+        return None
     rows = [
         {"res_type": s.res_type, "res_id": s.res_id, "version": s.version, "last_updated": s.last_updated,
          "deleted": s.deleted, "content": s.content}
@@ -103,6 +106,7 @@ async def _insert_resources(conn: AsyncConnection, new: list[_Version]) -> None:
     rids = {(r.res_type, r.res_id): r.rid for r in returned}
     for v in new:
         v.rid = rids[(v.stored.res_type, v.stored.res_id)]
+    return any(r.subscribed for r in returned)
 
 
 def _history_row(v: _Version) -> dict[str, Any]:
