@@ -12,7 +12,8 @@ pathway of `bench_apply_http.py`, then, through httpx's ASGI transport (no socke
 2. profiles `--calls` Task creates and `--apply-calls` persisted applies under cProfile with `time.process_time`
    as the clock and charges the CPU to components by the function frames on the stack (the innermost match
    wins, see COMPONENTS): outbox, delivery feed, routing, workflow, trigger queue, index extraction, validation,
-   the store's batched writes (resource + history + index rows), response building, FastAPI/Starlette/middleware.
+   the store's batched writes (resource + history + index rows), response building, FastAPI/Starlette/middleware,
+   and the benchmark's own client (httpx over ASGI: not server cost).
 
 Profiling inflates many small calls: read the shares and the statement counts, not the absolute times.
 """
@@ -53,8 +54,8 @@ COMPONENTS: list[tuple[str, tuple[tuple[str, str], ...]]] = [
     ("workflow", (("carepath/service/task_workflow.py", ""), ("carepath/workflow/", ""),
                   ("carepath/service/careplan_rollup.py", ""))),
     ("index extraction", (("carepath/fhir/search/extract", ""), ("carepath/fhir/search/rows", ""))),
-    ("validation", (("carepath/fhir/validation", ""), ("carepath/fhir/bindings", ""), ("carepath/engine/invariants", ""),
-                    ("/fhir/resources/", ""), ("/fhir_core/", ""))),
+    ("validation", (("carepath/fhir/validation", ""), ("carepath/fhir/bindings", ""),
+                    ("carepath/engine/invariants", ""), ("/fhir/resources/", ""), ("/fhir_core/", ""))),
     ("store: batched writes", (("carepath/store/pending.py", ""),)),
     ("store: reads and search", (("carepath/store/repository.py", ""), ("carepath/store/search_sql.py", ""))),
     ("engine", (("carepath/engine/", ""), ("/fhirpathpy/", ""), ("carepath/fhir/fhirpath", ""),
@@ -66,8 +67,8 @@ COMPONENTS: list[tuple[str, tuple[tuple[str, str], ...]]] = [
     ("event duties (relay, delivery)", (("carepath/events/", ""), ("carepath/delivery/", ""),
                                         ("carepath/store/delivery.py", ""), ("/fakeredis/", ""))),
     ("database layer", (("/sqlalchemy/", ""), ("/asyncpg/", ""), ("greenlet", ""))),
-    ("FastAPI/Starlette/middleware", (("/fastapi/", ""), ("/starlette/", ""), ("carepath/api/", ""),
-                                      ("/httpx/", ""), ("/anyio/", ""))),
+    ("FastAPI/Starlette/middleware", (("/fastapi/", ""), ("/starlette/", ""), ("carepath/api/", ""))),
+    ("bench client (httpx, in-process)", (("/httpx/", ""), ("/anyio/", ""), ("bench/", ""))),
     ("asyncio", (("/asyncio/", ""),)),
 ]  # fmt: skip
 _WORDS = re.compile(r"^\s*(\w+)(?:.*?\b(?:INTO|FROM|UPDATE)\s+(\w+))?", re.S | re.I)
@@ -146,6 +147,8 @@ def _apply_body(patient: int) -> dict[str, Any]:
 
 
 async def _profile(label: str, calls: int, one: Callable[[int], Any], top: int) -> None:
+    if calls <= 0:
+        return
     for i in range(10):
         await one(i)
     profiler = cProfile.Profile(time.process_time)

@@ -10,7 +10,6 @@ from delivery_support import DeliveryEnv, delivery_env, subscription
 from events_support import ENVIRONMENTS, cloud_event, disease_status, patient, settings_for
 from receiver import Receiver
 from sqlalchemy import func, select
-
 from tests.conftest import open_client
 
 from carepath.settings import Settings

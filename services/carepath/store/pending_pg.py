@@ -47,7 +47,8 @@ def _rid(with_new: bool) -> tuple[str, str]:
     """The row's rid: given (a new version of a stored resource) or that of the new resource row it belongs to."""
     if not with_new:
         return "x.rid", ""
-    return "coalesce(x.rid, new.rid)", " LEFT JOIN new ON x.rid IS NULL AND new.res_type = x.res_type AND new.res_id = x.res_id"
+    on = "x.rid IS NULL AND new.res_type = x.res_type AND new.res_id = x.res_id"
+    return "coalesce(x.rid, new.rid)", f" LEFT JOIN new ON {on}"
 
 
 @lru_cache(maxsize=256)
@@ -79,9 +80,8 @@ def statement(
         columns = [c.name for c in table.columns if c.name != "rid"]
         source = _unnest(f"i_{name}", table, ["rid", *columns], extra=[("res_id", "VARCHAR[]")])
         picked = ", ".join(f"x.{c}" for c in columns)
-        parts.append(
-            f"index_{name} AS (INSERT INTO {name} (rid, {', '.join(columns)}) SELECT {rid}, {picked} FROM {source}{join})"
-        )
+        insert = f"INSERT INTO {name} (rid, {', '.join(columns)})"
+        parts.append(f"index_{name} AS ({insert} SELECT {rid}, {picked} FROM {source}{join})")
     subscribed = SUBSCRIBED.element.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True})  # no label
     final = f"SELECT rid, res_type, res_id, {subscribed} AS subscribed FROM new" if new else "SELECT NULL AS nothing"
     return text(f"WITH {', '.join(parts)} {final}")
