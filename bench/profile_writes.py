@@ -114,9 +114,14 @@ def components(stats: pstats.Stats) -> dict[str, float]:
 
 @contextmanager
 def counting(engine: Any, show: bool) -> Iterator[Counter[str]]:
+    """Statements sent while the request runs in this task (the ASGI transport runs the app in the caller's
+    task); the embedded duties' polls run in their own tasks and are not counted."""
     seen: Counter[str] = Counter()
+    mine = asyncio.current_task()
 
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if asyncio.current_task() is not mine:
+            return
         match = _WORDS.match(statement)
         words = f"{match[1].upper()} {match[2] or ''}".strip() if match else statement[:30]
         seen[words + (" (executemany)" if executemany else "")] += 1
@@ -124,10 +129,12 @@ def counting(engine: Any, show: bool) -> Iterator[Counter[str]]:
             print("   ", " ".join(statement.split())[:160])
 
     def begin(conn: Any) -> None:
-        seen["BEGIN"] += 1
+        if asyncio.current_task() is mine:
+            seen["BEGIN"] += 1
 
     def commit(conn: Any) -> None:
-        seen["COMMIT"] += 1
+        if asyncio.current_task() is mine:
+            seen["COMMIT"] += 1
 
     event.listen(engine.sync_engine, "before_cursor_execute", before)
     event.listen(engine.sync_engine, "begin", begin)
