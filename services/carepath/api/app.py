@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await upgrade_async(url, settings.database_schema)
         engine = create_engine(url, schema=settings.database_schema)
-        repository = Repository(engine)
+        # The delivery change feed only while something reads it: a Subscription, or this process's hospital push
+        repository = Repository(engine, feed_always=bool(settings.ehr_base_url))
         streams = connect(settings)
         app.state.carepath = AppState(settings, repository, streams)
         if settings.load_pathways_on_start:

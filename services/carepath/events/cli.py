@@ -26,7 +26,7 @@ async def _open(settings: Settings) -> AsyncIterator[tuple[Repository, Streams]]
     engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
     streams = connect(settings)
     try:
-        yield Repository(engine), streams
+        yield Repository(engine, feed_always=bool(settings.ehr_base_url)), streams  # as the API (api/app.py)
     finally:
         await streams.close()
         await engine.dispose()

@@ -41,7 +41,7 @@ from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
 from carepath.store import outbox, overdue
-from carepath.store.changes import ChangeWrites
+from carepath.store.changes import SUBSCRIBED, ChangeWrites
 from carepath.store.database import is_transient, read_only_options
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
@@ -85,15 +85,18 @@ def new_id() -> str:
 
 
 class Repository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, feed_always: bool = True) -> None:
+        """`feed_always=False`: write the delivery change feed only while a Subscription exists (store/changes.py);
+        a process that pushes to a hospital (CAREPATH_EHR_BASE_URL) feeds every change."""
         self.engine = engine
+        self.feed_always = feed_always
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         """A read-write unit of work: everything inside commits together or not at all."""
         try:
             async with self.engine.begin() as conn:
-                tx = StoreTransaction(conn)
+                tx = StoreTransaction(conn, feed_always=self.feed_always)
                 yield tx
                 await tx.flush()
         except DBAPIError as exc:
@@ -112,18 +115,18 @@ class Repository:
 class StoreTransaction:
     """The operations, bound to one open database transaction."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, *, feed_always: bool = True) -> None:
         self.conn = conn
         self._pending = PendingWrites()
         self._outbox = outbox.OutboxWrites()
-        self._changes = ChangeWrites()  # CarePlan/Task versions for outbound delivery (store/changes.py)
+        self._changes = ChangeWrites(feed_always)  # CarePlan/Task versions for outbound delivery (store/changes.py)
         # Set by the event consumer: the writes whose triggers it evaluates itself, in this same transaction,
         # instead of queueing them for later evaluation (service/triggering.py).
         self.written: list[StoredResource] | None = None
 
     async def flush(self) -> None:
         """Send the batched writes (done before every read and before commit)."""
-        await self._pending.flush(self.conn)
+        self._changes.observe(await self._pending.flush(self.conn))
         await self._outbox.flush(self.conn)
         await self._changes.flush(self.conn)
 
@@ -437,11 +440,13 @@ class StoreTransaction:
     async def _new_version(self, current: Row[Any], body: dict[str, Any] | None, method: str) -> StoredResource:
         version, moment = current.version + 1, utc_now()
         content = None if body is None else _content(stamp(body, current.res_id, version, moment))
-        await self.conn.execute(
+        written = await self.conn.execute(
             update(resource)
             .where(resource.c.rid == current.rid)
             .values(version=version, last_updated=moment, deleted=body is None, content=content)
+            .returning(SUBSCRIBED)
         )
+        self._changes.observe(bool(written.scalar_one()))
         stored = StoredResource(current.res_type, current.res_id, version, moment, body is None, content)
         self._pending.add_version(current.rid, stored, method, _index_of(content), _index_of(current.content))
         self._changes.add(stored)
