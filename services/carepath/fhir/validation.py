@@ -7,6 +7,13 @@ Two passes over the same, unmodified dict:
 2. the fhir.resources R4B model (structure, cardinality, formats, choice elements), its errors mapped back to
    FHIRPath-style expressions.
 An element reported by the walk is not reported again by the model pass.
+
+Both passes are skipped for what was found valid before (`valid_items`): a resource whose shape (its set of
+elements) and every item (element value) were seen valid at the same place is valid, and an item not seen yet
+is checked alone — the walk and its type's validator on that item only. Generated resources repeat their
+definitions' content call after call, so what is validated per call is mostly what the engine filled in (dates,
+references, dynamicValue results). Anything the quick path cannot vouch for — an unknown shape, an item that
+fails, a null, a `_name` extension at the top — goes through both full passes, which give every message.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from carepath.fhir.bindings import REQUIRED_BINDINGS, Binding
 from carepath.fhir.durations import MAX_YEARS, out_of_range
 from carepath.fhir.elements import ElementSpec, choice_groups, elements, resolve_path, resource_model
 from carepath.fhir.models import is_supported, model_class, unsupported_reason
+from carepath.fhir.valid_items import VALID, item_key, primitive_adapter
 
 # http://hl7.org/fhir/R4/datatypes.html#id
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -47,6 +55,15 @@ def validate_resource(resource: dict[str, Any], *, expected_type: str | None = N
     `served=False`, of any R4 type: a Bundle or Parameters given to an operation)."""
     resource_type = _check_type(resource, expected_type, served)
     model = model_class(resource_type)
+    if _known_valid(resource, model):
+        return
+    full_validation(resource, model)
+    _remember(resource, model)
+
+
+def full_validation(resource: dict[str, Any], model: type[BaseModel]) -> None:
+    """Both passes over the whole resource (`validate_resource` without what it already knows)."""
+    resource_type = str(resource["resourceType"])
     walk = _Walk()
     walk.resource(resource, model, resource_type)
     issues = walk.issues + _model_issues(model, resource, resource_type, walk.issues)
@@ -213,6 +230,109 @@ def _json_name(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "array" if isinstance(value, list) else "object"
+
+
+# --- the quick path: what was found valid before -----------------------------------------------------------
+
+
+def _known_valid(node: dict[str, Any], model: type[BaseModel], resource: bool = True) -> bool:
+    """True only if `node` (a resource, or with `resource=False` a complex element) is valid: its shape is known
+    valid and each item is known or checks alone."""
+    if not VALID.has_shape((model, frozenset(node))):
+        return False
+    rid = node.get("id")
+    if resource and isinstance(rid, str) and not _ID.fullmatch(rid):
+        return False
+    specs = elements(model)
+    bindings = _bindings_of(model)
+    for key, value in node.items():
+        if key == "resourceType" and resource:
+            continue
+        spec = specs.get(key)
+        if spec is None or value is None or key.startswith("_"):
+            return False  # unknown element, null, or a primitive's extension that may stand in for its value
+        if isinstance(value, list) != spec.repeats:
+            return False  # a list where one value goes, or the reverse: the model names it
+        items = value if spec.repeats else [value]
+        if not items or not all(_item_valid(model, key, spec, bindings.get(key), item) for item in items):
+            return False
+    return True
+
+
+def _item_valid(model: type[BaseModel], name: str, spec: ElementSpec, binding: Binding | None, item: Any) -> bool:
+    if item is None:
+        return False
+    if spec.kind == "resource":  # a contained resource: its own shape and items
+        inner = _contained_model(item)
+        return inner is not None and "contained" not in item and _known_valid(item, inner)
+    key = item_key(model, name, item)
+    if key is not None and VALID.has_item(key):
+        return True
+    inner = _element_model(spec, item)
+    # A complex item not seen whole (a Reference to a new id, a Period with new dates) is often known element
+    # by element, which is cheaper than its model; else the walk and the model check it alone.
+    if inner is None or not _known_valid(item, inner, resource=False) or not _binding_holds(item, binding, name):
+        walk = _Walk()
+        walk.single(item, spec, name)
+        if binding is not None:
+            walk.binding(item, binding, name)
+        if walk.issues or not _model_accepts(model, name, spec, item):
+            return False
+        if inner is not None:
+            _remember(item, inner)
+    if key is not None:
+        VALID.add_item(key)
+    return True
+
+
+def _binding_holds(item: Any, binding: Binding | None, name: str) -> bool:
+    if binding is None:
+        return True
+    walk = _Walk()
+    walk.binding(item, binding, name)
+    return not walk.issues
+
+
+def _element_model(spec: ElementSpec, item: Any) -> type[BaseModel] | None:
+    """The class of a complex item that can be known element by element (not a Duration or Age: their range
+    check looks at values together)."""
+    if spec.model is None or not isinstance(item, dict) or spec.model.__name__ in _TIME_QUANTITIES:
+        return None
+    return spec.model
+
+
+def _model_accepts(model: type[BaseModel], name: str, spec: ElementSpec, item: Any) -> bool:
+    """What the model does with this one item of the field: its class's model_validate, or the primitive's type."""
+    try:
+        if spec.model is None:
+            primitive_adapter(model, name).validate_python(item)
+        elif isinstance(item, dict):
+            spec.model.model_validate(item)
+        else:
+            return False
+    except (ValidationError, TypeError, AttributeError, KeyError, ValueError):
+        return False
+    return True
+
+
+def _remember(node: dict[str, Any], model: type[BaseModel]) -> None:
+    """After both passes accepted `node`: its shape, each item, and the same for its contained resources (and
+    for its large complex items, which are known element by element)."""
+    VALID.add_shape((model, frozenset(node)))
+    specs = elements(model)
+    for key, value in node.items():
+        spec = specs.get(key)
+        if spec is None:
+            continue
+        for item in value if spec.repeats and isinstance(value, list) else [value]:
+            if spec.kind == "resource":
+                inner = _contained_model(item)
+                if inner is not None:
+                    _remember(item, inner)
+            elif item is not None and (found := item_key(model, key, item)) is not None:
+                VALID.add_item(found)
+            elif (inner := _element_model(spec, item)) is not None:
+                _remember(item, inner)
 
 
 # --- the model pass -------------------------------------------------------------------------------------------

@@ -194,12 +194,12 @@ def test_dynamic_value_yielding_nothing_writes_nothing() -> None:
 
 def test_dynamic_value_yielding_nothing_removes_only_what_it_names() -> None:
     ad = activity("t", dynamicValue=[
-        {"path": "input[0].type.text", "expression": expr("'kept'")},
-        {"path": "input[0].valueString", "expression": expr("'x'")},
-        {"path": "input[0].valueString", "expression": expr("{}")},
+        {"path": "note[0].text", "expression": expr("'kept'")},
+        {"path": "note[0].authorString", "expression": expr("'x'")},
+        {"path": "note[0].authorString", "expression": expr("{}")},
     ])  # fmt: skip
     task = apply_activity_definition(ad, DictResolver([]), ctx())
-    assert task["input"] == [{"type": {"text": "kept"}}]
+    assert task["note"] == [{"text": "kept"}]
 
 
 def test_expression_results_are_memoised_within_one_apply_except_those_reading_the_resource() -> None:
