@@ -13,7 +13,7 @@ elements) and every item (element value) were seen valid at the same place is va
 is checked alone — the walk and its type's validator on that item only. Generated resources repeat their
 definitions' content call after call, so what is validated per call is mostly what the engine filled in (dates,
 references, dynamicValue results). Anything the quick path cannot vouch for — an unknown shape, an item that
-fails, a null, a `_name` extension at the top — goes through both full passes, which give every message.
+fails, a null, a `_name` extension without its value — goes through both full passes, which give every message.
 """
 
 from __future__ import annotations
@@ -235,6 +235,12 @@ def _json_name(value: Any) -> str:
 # --- the quick path: what was found valid before -----------------------------------------------------------
 
 
+def known_valid(resource: dict[str, Any]) -> bool:
+    """Whether the quick path alone vouches for `resource` (then `validate_resource` runs neither full pass)."""
+    model = resource_model(str(resource.get("resourceType")))
+    return model is not None and _known_valid(resource, model)
+
+
 def _known_valid(node: dict[str, Any], model: type[BaseModel], resource: bool = True) -> bool:
     """True only if `node` (a resource, or with `resource=False` a complex element) is valid: its shape is known
     valid and each item is known or checks alone."""
@@ -249,8 +255,8 @@ def _known_valid(node: dict[str, Any], model: type[BaseModel], resource: bool = 
         if key == "resourceType" and resource:
             continue
         spec = specs.get(key)
-        if spec is None or value is None or key.startswith("_"):
-            return False  # unknown element, null, or a primitive's extension that may stand in for its value
+        if spec is None or value is None or (key.startswith("_") and key[1:] not in node):
+            return False  # unknown element, null, or a primitive's extension standing in for its absent value
         if isinstance(value, list) != spec.repeats:
             return False  # a list where one value goes, or the reverse: the model names it
         items = value if spec.repeats else [value]
