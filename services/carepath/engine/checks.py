@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from carepath.engine.reevaluate import action_id
 from carepath.errors import BusinessRuleViolation, InvalidResource, Issue
 from carepath.fhir.invariants import invariant_issues
 from carepath.fhir.validation import validate_resource
@@ -80,8 +81,10 @@ def _fault(resource: dict[str, Any], issues: list[Issue], log: WriteLog) -> Busi
             f"Applying the definition produced an invalid {kind}: {head.diagnostics}",
             expression=head.expression, issues=issues[1:],
         )  # fmt: skip
+    action = action_id(target)
     return BusinessRuleViolation(
-        f"The dynamicValue {where} produced an invalid {kind} ({element}): {head.diagnostics}",
+        f"The dynamicValue {where}{f' of action {action!r}' if action else ''} produced an invalid {kind} "
+        f"({element}): {head.diagnostics}",
         expression=(f"{where}.expression",), issues=issues,
     )  # fmt: skip
 
