@@ -257,11 +257,27 @@ def _known_valid(node: dict[str, Any], model: type[BaseModel], resource: bool = 
         spec = specs.get(key)
         if spec is None or value is None or (key.startswith("_") and key[1:] not in node):
             return False  # unknown element, null, or a primitive's extension standing in for its absent value
-        if isinstance(value, list) != spec.repeats:
-            return False  # a list where one value goes, or the reverse: the model names it
-        items = value if spec.repeats else [value]
-        if not items or not all(_item_valid(model, key, spec, bindings.get(key), item) for item in items):
+        if not spec.repeats:
+            if isinstance(value, list) or not _item_valid(model, key, spec, bindings.get(key), value):
+                return False  # a list where one value goes (the model names it), or an invalid value
+        elif not _items_valid(model, key, spec, bindings.get(key), value):
             return False
+    return True
+
+
+def _items_valid(model: type[BaseModel], name: str, spec: ElementSpec, binding: Binding | None, value: Any) -> bool:
+    """A repeating element: a non-empty list of valid items. A list seen whole before is known at once."""
+    if not isinstance(value, list) or not value:
+        return False
+    # Its own key space ("name[*]"): an item that is itself a list must never match a list seen valid whole.
+    whole = item_key(model, f"{name}[*]", value) if spec.kind != "resource" else None
+    if whole is not None and VALID.has_item(whole):
+        return True
+    for item in value:
+        if not _item_valid(model, name, spec, binding, item):
+            return False
+    if whole is not None:
+        VALID.add_item(whole)
     return True
 
 

@@ -75,6 +75,7 @@ def _mutations(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[A
             yield from _mutations(item, (*path, key))
     elif isinstance(value, list):
         yield path, [], False
+        yield path, [value], False
         yield path, [None, *value], False
         yield path, value[0], False
         for index, item in enumerate(value):
@@ -135,7 +136,7 @@ def _examples() -> list[dict[str, Any]]:
 def _compare(resources: list[dict[str, Any]], samples: int = SAMPLES_PER_RESOURCE) -> tuple[int, int]:
     """(broken variants compared, of which refused); every one must get the same answer both ways."""
     VALID.clear()
-    for resource in resources:  # valid, and now known: the quick path is armed
+    for resource in resources:  # valid, and now known (twice: the second time by the quick path itself)
         validate_resource(resource)
         assert known_valid(resource), resource["resourceType"]
     compared = refused = 0
@@ -184,6 +185,10 @@ def test_a_value_changed_inside_a_known_resource_is_checked_not_assumed() -> Non
         {**task, "restriction": {"period": {"end": 7}}},  # wrong JSON kind
         {**task, "for": {"reference": "Patient/p1", "bogus": 1}},  # unknown element
     ]
+    valid_list = {**task, "performerType": [{"text": "nurse"}, {"text": "GP"}]}
+    validate_resource(valid_list)
+    validate_resource(valid_list)  # now by the quick path, which also knows the list as a whole
+    broken.append({**task, "performerType": [valid_list["performerType"]]})  # that list, as one item of itself
     for resource in broken:
         assert not known_valid(resource)
         assert _outcome(validate_resource, resource) == _outcome(_full, resource) is not None
