@@ -22,8 +22,8 @@ from carepath.content.samples import SCENARIOS
 from carepath.engine import ApplyContext, DictResolver, apply_plan_definition, to_transaction_bundle
 from carepath.errors import CarepathError, InvalidResource
 from carepath.fhir.models import is_supported, model_class
-from carepath.fhir.valid_items import VALID
-from carepath.fhir.validation import full_validation, known_valid, validate_resource
+from carepath.fhir.valid_items import VALID, known_valid
+from carepath.fhir.validation import full_validation, validate_resource
 from carepath.jsonutil import dumps, loads
 
 NOW = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
