@@ -7,13 +7,13 @@ from typing import Any
 from carepath.engine.activity import build_request, set_interval
 from carepath.engine.assemble import careplan
 from carepath.engine.build import apply_dynamic_values, build_all
+from carepath.engine.checks import check_generated
 from carepath.engine.context import ApplyContext, ApplyResult, DefinitionResolver
 from carepath.engine.expressions import Scope, refuse_unsupported
 from carepath.engine.nodes import collect_plan
 from carepath.engine.run import Run
 from carepath.engine.timing import Interval, own_interval
 from carepath.errors import BusinessRuleViolation, InvalidRequest
-from carepath.fhir.invariants import invariant_issues
 
 
 def _require(resource: dict[str, Any], resource_type: str) -> None:
@@ -28,7 +28,7 @@ def apply_plan_definition(plan: dict[str, Any], resolver: DefinitionResolver, ct
     top = collect_plan(run, plan, "PlanDefinition", owner=None, stack=(), option=False)
     nodes = build_all(run, top)
     result = careplan(run, top, nodes)
-    check_invariants(result)
+    check_generated(result, run.writes)
     return ApplyResult(result, applicable=bool(top.roots), issues=run.issues)
 
 
@@ -48,18 +48,6 @@ def apply_activity_definition(
         ) from exc
     set_interval(request, own or Interval(ctx.now, None))
     scope = Scope.of(run.evaluator, None, activity, "ActivityDefinition")
-    apply_dynamic_values(activity, scope, "ActivityDefinition", request)
-    check_invariants(request)
+    apply_dynamic_values(activity, scope, "ActivityDefinition", request, run.writes)
+    check_generated(request, run.writes)
     return request
-
-
-def check_invariants(resource: dict[str, Any]) -> None:
-    """The R4 invariants the models do not check, before anything generated is returned or stored: a violation
-    is the content's doing (a dynamicValue writing an empty string, a Period ending before it starts...)."""
-    issues = invariant_issues(resource)
-    if issues:
-        head = issues[0]
-        raise BusinessRuleViolation(
-            f"Applying the definition produced an invalid {resource['resourceType']}: {head.diagnostics}",
-            expression=head.expression, issues=issues[1:],
-        )  # fmt: skip

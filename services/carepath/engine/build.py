@@ -24,6 +24,7 @@ from carepath.engine.activity import (
     request_kind,
     set_interval,
 )
+from carepath.engine.checks import WriteLog, name_writer
 from carepath.engine.explain import PERTAINS_TO_GOAL, WAITS_FOR, Reason, add_extension, explain
 from carepath.engine.expressions import Scope
 from carepath.engine.graph import dependency_order
@@ -35,6 +36,8 @@ from carepath.errors import BusinessRuleViolation
 
 WAITING_RELATIONS = frozenset({"after", "after-end"})
 BLOCKING_RELATIONS = frozenset({"before", "before-start"})  # the predecessor waits for this action
+# Where a built resource's dates are (`set_interval`), to name the dynamicValue that wrote an invalid one.
+_DATED = {"Task": ("restriction.period",), "request": ("occurrenceDateTime", "occurrencePeriod")}
 
 
 def build_all(run: Run, top: Frame) -> list[Node]:
@@ -123,7 +126,7 @@ def _roles(run: Run, node: Node) -> tuple[dict[str, Any], ...]:
     return Performers.of([*definition.get("participant", []), *node.action.get("participant", [])], run.ctx).roles
 
 
-def _dynamic_values(node: Node, resource: dict[str, Any]) -> None:
+def _dynamic_values(node: Node, resource: dict[str, Any], log: WriteLog) -> None:
     """ActivityDefinition.dynamicValue first, then the action's, each seeing the resource as built so far."""
     sources: list[tuple[dict[str, Any], Scope, str]] = []
     if node.definition is not None and node.definition["resourceType"] == "ActivityDefinition":
@@ -133,15 +136,19 @@ def _dynamic_values(node: Node, resource: dict[str, Any]) -> None:
         sources.append((node.definition, scope, f"{node.path}.definitionCanonical.resolve()"))
     sources.append((node.action, node.scope, node.path))
     for element, scope, path in sources:
-        apply_dynamic_values(element, scope, path, resource)
+        apply_dynamic_values(element, scope, path, resource, log)
 
 
-def apply_dynamic_values(element: dict[str, Any], scope: Scope, path: str, resource: dict[str, Any]) -> None:
+def apply_dynamic_values(
+    element: dict[str, Any], scope: Scope, path: str, resource: dict[str, Any], log: WriteLog
+) -> None:
     """Each dynamicValue in order; later ones see (and may overwrite) what earlier ones set."""
     for k, dynamic in enumerate(element.get("dynamicValue", [])):
         where = f"{path}.dynamicValue[{k}]"
         values = scope.values(dynamic.get("expression") or {}, f"{where}.expression", resource)
-        set_path(resource, str(dynamic.get("path", "")), values, f"{where}.path")
+        target = str(dynamic.get("path", ""))
+        set_path(resource, target, values, f"{where}.path")
+        log.record(resource, target, where)
 
 
 def _data_requirements(node: Node, task: dict[str, Any]) -> None:
@@ -164,9 +171,13 @@ def _build(run: Run, node: Node) -> None:
     if main is None:
         return
     set_interval(main, interval)
-    _dynamic_values(node, main)
+    _dynamic_values(node, main, run.writes)
     main["id"] = run.new_id(main["resourceType"])
-    node.interval = read_interval(main) or interval
+    try:
+        node.interval = read_interval(main) or interval
+    except BusinessRuleViolation as exc:  # a dynamicValue wrote a date that is none: name it
+        name_writer(exc, main, _DATED.get(main["resourceType"], _DATED["request"]), run.writes)
+        raise
     node.main = main
     if main["resourceType"] == "Task":
         node.task = main

@@ -164,7 +164,10 @@ def _instant_text(text: str) -> str:
     a dynamicValue (`%now + 3 days`) reads like one computed from timing; partial dates and other text stay."""
     if not _FULL_INSTANT.fullmatch(text):
         return text
-    return format_instant(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    try:
+        return format_instant(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:  # shaped like an instant but no such date (30 February): left for validation to name
+        return text
 
 
 @dataclass

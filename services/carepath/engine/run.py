@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from carepath.engine.checks import WriteLog
 from carepath.engine.context import ApplyContext, DefinitionResolver
 from carepath.engine.expressions import Evaluator
 from carepath.errors import Issue, Severity
@@ -15,6 +16,7 @@ class Run:
     resolver: DefinitionResolver
     evaluator: Evaluator = field(init=False)
     issues: list[Issue] = field(default_factory=list)
+    writes: WriteLog = field(default_factory=WriteLog)  # which dynamicValue wrote what, to name it in errors
     _counters: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -33,20 +33,20 @@ class ElementSpec:
     choice: str | None  # "value" for valueQuantity, valueString, ... (one of value[x])
 
 
-def _unwrap(annotation: Any) -> tuple[list[Any], bool]:
+def unwrap_annotation(annotation: Any) -> tuple[list[Any], bool]:
     """Flatten Optional / Union / List / Annotated into the leaf types, noting whether a list was seen."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return [annotation], False
     if origin in (list, typing.List):  # noqa: UP006 - the models use typing.List
-        return _unwrap(typing.get_args(annotation)[0])[0], True
+        return unwrap_annotation(typing.get_args(annotation)[0])[0], True
     if origin is not None:  # Union / Optional / X | None
         leaves: list[Any] = []
         repeats = False
         for arg in typing.get_args(annotation):
             if arg is type(None):
                 continue
-            sub, sub_repeats = _unwrap(arg)
+            sub, sub_repeats = unwrap_annotation(arg)
             leaves += sub
             repeats = repeats or sub_repeats
         return leaves, repeats
@@ -70,7 +70,7 @@ def _extra(field: Any) -> dict[str, Any]:
 
 
 def _spec(field: Any) -> ElementSpec:
-    leaves, repeats = _unwrap(field.annotation)
+    leaves, repeats = unwrap_annotation(field.annotation)
     leaf = leaves[0]
     choice = _extra(field).get("one_of_many")
     if hasattr(leaf, "get_model_klass"):

@@ -1,45 +1,32 @@
 """Validate a FHIR R4 resource as received (a JSON dict), reporting every problem with the element's path.
 
 Two passes over the same, unmodified dict:
-1. our JSON walk (guided by the model's element map): JSON kinds of primitives (the models are lax: they take
-   "true" for a boolean), unknown element names, null / empty values, the resource id, required code bindings
-   and contained resources;
+1. our JSON walk (`json_walk`, guided by the model's element map): JSON kinds of primitives, unknown element
+   names, null / empty values, the resource id, required code bindings and contained resources;
 2. the fhir.resources R4B model (structure, cardinality, formats, choice elements), its errors mapped back to
    FHIRPath-style expressions.
 An element reported by the walk is not reported again by the model pass.
+
+Both passes are skipped for what was found valid before (`valid_items`): a resource whose shape (its set of
+elements) and every item (element value) were seen valid at the same place is valid, and an item not seen yet
+is checked alone — the walk and its type's validator on that item only. Generated resources repeat their
+definitions' content call after call, so what is validated per call is mostly what the engine filled in (dates,
+references, dynamicValue results). Anything the quick path cannot vouch for — an unknown shape, an item that
+fails, a null, a `_name` extension without its value — goes through both full passes, which give every message.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from carepath.errors import InvalidResource, Issue
-from carepath.fhir.bindings import REQUIRED_BINDINGS, Binding
-from carepath.fhir.durations import MAX_YEARS, out_of_range
-from carepath.fhir.elements import ElementSpec, choice_groups, elements, resolve_path, resource_model
+from carepath.fhir.elements import choice_groups, elements
+from carepath.fhir.json_walk import Walk, contained_model, issue
 from carepath.fhir.models import is_supported, model_class, unsupported_reason
-
-# http://hl7.org/fhir/R4/datatypes.html#id
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-# http://hl7.org/fhir/R4/datatypes.html#string: no control characters but tab, CR and LF (PostgreSQL cannot even
-# store U+0000 in text, so accepting them would turn a client's mistake into a server error).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-# Durations far beyond any clinical meaning overflow date arithmetic ($apply): refused when stored.
-_TIME_QUANTITIES = frozenset({"Duration", "Age"})
-
-_JSON_KINDS: dict[str, tuple[type, ...]] = {
-    "boolean": (bool,),
-    "integer": (int,),
-    "decimal": (int, Decimal, float),
-    "string": (str,),
-}
+from carepath.fhir.valid_items import known_valid_as, remember
 
 
 def validate_resource(resource: dict[str, Any], *, expected_type: str | None = None, served: bool = True) -> None:
@@ -47,7 +34,16 @@ def validate_resource(resource: dict[str, Any], *, expected_type: str | None = N
     `served=False`, of any R4 type: a Bundle or Parameters given to an operation)."""
     resource_type = _check_type(resource, expected_type, served)
     model = model_class(resource_type)
-    walk = _Walk()
+    if known_valid_as(resource, model):
+        return
+    full_validation(resource, model)
+    remember(resource, model)
+
+
+def full_validation(resource: dict[str, Any], model: type[BaseModel]) -> None:
+    """Both passes over the whole resource (`validate_resource` without what it already knows)."""
+    resource_type = str(resource["resourceType"])
+    walk = Walk()
     walk.resource(resource, model, resource_type)
     issues = walk.issues + _model_issues(model, resource, resource_type, walk.issues)
     if issues:
@@ -70,149 +66,9 @@ def _check_type(resource: Any, expected_type: str | None, served: bool) -> str:
     return resource_type
 
 
-def _issue(path: str, diagnostics: str) -> Issue:
-    # All "invalid", the code InvalidResource gives its first issue too: one consistent OperationOutcome.
-    return Issue(diagnostics, InvalidResource.code, "error", (path,))
-
-
 def _invalid(issues: list[Issue]) -> InvalidResource:
     head, *rest = issues
     return InvalidResource(head.diagnostics, expression=head.expression, issues=rest)
-
-
-@cache
-def _resolved_bindings() -> dict[tuple[type[BaseModel], str], Binding]:
-    """The binding table keyed by (model class, JSON name), resolved once."""
-    return {resolve_path(path): binding for path, binding in REQUIRED_BINDINGS.items()}
-
-
-@cache
-def _bindings_of(model: type[BaseModel]) -> dict[str, Binding]:
-    """JSON name -> binding for one class, including those of its bases (Duration inherits Quantity's)."""
-    table = _resolved_bindings()
-    return {name: b for (owner, name), b in table.items() if issubclass(model, owner)}
-
-
-class _Walk:
-    """One pass over the JSON, collecting issues. Shapes the model reports itself (list vs object) are skipped."""
-
-    def __init__(self) -> None:
-        self.issues: list[Issue] = []
-
-    def report(self, path: str, diagnostics: str) -> None:
-        self.issues.append(_issue(path, diagnostics))
-
-    def resource(self, node: dict[str, Any], model: type[BaseModel], path: str) -> None:
-        rid = node.get("id")
-        if isinstance(rid, str) and not _ID.fullmatch(rid):
-            self.report(f"{path}.id", f"Invalid id '{rid}': 1-64 characters from A-Z a-z 0-9 - .")
-        self.element(node, model, path)
-
-    def element(self, node: dict[str, Any], model: type[BaseModel], path: str) -> None:
-        if not node:
-            self.report(path, "An element must have a value or children; empty objects are not allowed")
-        specs = elements(model)
-        bindings = _bindings_of(model)
-        for key, value in node.items():
-            spec = specs.get(key)
-            if spec is None:
-                if key != "resourceType":
-                    self.report(f"{path}.{key}", f"Unknown element '{key}'")
-            elif value is None:
-                self.report(f"{path}.{key}", "null is not allowed here (only inside arrays of primitives)")
-            else:
-                self.value(value, spec, f"{path}.{key}", node.get(f"_{key}"))
-                binding = bindings.get(key)
-                if binding is not None:
-                    self.binding(value, binding, f"{path}.{key}")
-        if model.__name__ in _TIME_QUANTITIES and out_of_range(node):
-            self.report(path, f"A duration longer than {MAX_YEARS} years is out of range")
-
-    def value(self, value: Any, spec: ElementSpec, path: str, extensions: Any) -> None:
-        """`extensions` is the `_name` sibling of a primitive element (http://hl7.org/fhir/R4/json.html#primitive)."""
-        if not spec.repeats:
-            self.single(value, spec, path)
-        elif isinstance(value, list):
-            if not value:
-                self.report(path, "Empty arrays are not allowed; leave the element out")
-            for index, item in enumerate(value):
-                if item is not None:
-                    self.single(item, spec, f"{path}[{index}]")
-                elif spec.kind not in ("complex", "resource") and not _has_item(extensions, index):
-                    # A null in a primitive array only lines a value up with its extension in `_name`.
-                    self.report(f"{path}[{index}]", "null in an array needs an extension at the same index of _name")
-
-    def single(self, value: Any, spec: ElementSpec, path: str) -> None:
-        if spec.kind == "resource":
-            self.contained(value, path)
-        elif spec.model is not None:
-            if isinstance(value, dict):
-                self.element(value, spec.model, path)
-        elif type(value) not in _JSON_KINDS[spec.kind]:
-            self.report(path, f"Expected a JSON {spec.kind}, got {_json_name(value)}")
-        elif value == "":
-            self.report(path, "Empty strings are not allowed; leave the element out")
-        elif isinstance(value, str) and _CONTROL.search(value):
-            self.report(path, "Control characters (below U+0020 except tab, CR and LF) are not allowed in strings")
-
-    def contained(self, value: Any, path: str) -> None:
-        if not isinstance(value, dict):
-            return
-        resource_type = value.get("resourceType")
-        model = resource_model(resource_type) if isinstance(resource_type, str) else None
-        if model is None:
-            self.report(f"{path}.resourceType", f"Unknown resourceType {resource_type!r} of a contained resource")
-        elif "contained" in value:
-            self.report(f"{path}.contained", "A contained resource cannot contain resources (dom-2)")
-        else:
-            self.resource(value, model, path)
-
-    def binding(self, value: Any, binding: Binding, path: str) -> None:
-        for item_path, item in _items(value, path):
-            if binding.system is not None:
-                if isinstance(item, dict):
-                    self.concept(item, binding, item_path)
-            elif isinstance(item, str) and item not in binding.codes:
-                self.report(item_path, _not_in(item, binding))
-
-    def concept(self, concept: dict[str, Any], binding: Binding, path: str) -> None:
-        """Required binding on a CodeableConcept: a coding from the bound system, with a code from the set."""
-        codings = concept.get("coding")
-        found = False
-        for coding_path, coding in _items(codings if isinstance(codings, list) else [], f"{path}.coding"):
-            if isinstance(coding, dict) and coding.get("system") == binding.system:
-                found = True
-                code = coding.get("code")
-                if code is None or (isinstance(code, str) and code not in binding.codes):
-                    self.report(f"{coding_path}.code", _not_in(code, binding))
-        if not found:
-            self.report(path, f"Required binding: a coding from {binding.system} is needed")
-
-
-def _has_item(value: Any, index: int) -> bool:
-    return isinstance(value, list) and index < len(value) and value[index] is not None
-
-
-def _items(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            yield f"{path}[{index}]", item
-    else:
-        yield path, value
-
-
-def _not_in(code: Any, binding: Binding) -> str:
-    return f"Code {code!r} is not in the required value set {binding.value_set} ({', '.join(sorted(binding.codes))})"
-
-
-def _json_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float, Decimal)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 # --- the model pass -------------------------------------------------------------------------------------------
@@ -231,7 +87,7 @@ def _model_issues(model: type[BaseModel], resource: dict[str, Any], root: str, k
     except (TypeError, AttributeError, KeyError) as exc:
         # Some fhir.resources validators crash on a wrong JSON type (a number as a url, an unknown contained
         # resourceType); the walk has named those elements already.
-        return [] if known else [_issue(root, f"The resource could not be validated: {exc!r}")]
+        return [] if known else [issue(root, f"The resource could not be validated: {exc!r}")]
     return []
 
 
@@ -239,12 +95,12 @@ def _error_issues(error: Any, model: type[BaseModel], resource: dict[str, Any], 
     path, node, at = _locate(error["loc"], model, resource, root)
     if error["type"] in ("missing", "model_field_validation.missing"):
         name = str(error["loc"][-1])
-        return [_issue(path, f"Missing required element '{name}'")]
+        return [issue(path, f"Missing required element '{name}'")]
     if at is not None and isinstance(node, dict) and error["type"] == "value_error":
         choice = _choice_issues(at, node, path)
         if choice:
             return choice
-    return [_issue(path, _message(error))]
+    return [issue(path, _message(error))]
 
 
 def _locate(loc: tuple[Any, ...], model: type[BaseModel], resource: dict[str, Any], root: str) -> tuple[str, Any, Any]:
@@ -261,7 +117,7 @@ def _locate(loc: tuple[Any, ...], model: type[BaseModel], resource: dict[str, An
             node = node[part] if isinstance(node, list) and part < len(node) else None
             continue
         if current is None:  # inside a contained resource: its class comes from the JSON
-            current = _contained_model(node)
+            current = contained_model(node)
         spec = elements(current).get(part) if current is not None else None
         if spec is None:  # an unknown JSON key (extra_forbidden) stays in the path, internal parts do not
             if isinstance(node, dict) and part in node:
@@ -272,13 +128,7 @@ def _locate(loc: tuple[Any, ...], model: type[BaseModel], resource: dict[str, An
         path += f".{part}"
         node = node.get(part) if isinstance(node, dict) else None
         current = spec.model
-    return path, node, current if current is not None else _contained_model(node)
-
-
-def _contained_model(node: Any) -> type[BaseModel] | None:
-    if isinstance(node, dict) and isinstance(node.get("resourceType"), str):
-        return resource_model(node["resourceType"])
-    return None
+    return path, node, current if current is not None else contained_model(node)
 
 
 def _choice_issues(model: type[BaseModel], node: dict[str, Any], path: str) -> list[Issue]:
@@ -289,9 +139,9 @@ def _choice_issues(model: type[BaseModel], node: dict[str, Any], path: str) -> l
         expression = f"{path}.{prefix}[x]"
         if len(present) > 1:
             diagnostics = f"Only one of {prefix}[x] may be present; found {', '.join(present)}"
-            issues.append(_issue(expression, diagnostics))
+            issues.append(issue(expression, diagnostics))
         elif required and not present:
-            issues.append(_issue(expression, f"Missing required element {prefix}[x]"))
+            issues.append(issue(expression, f"Missing required element {prefix}[x]"))
     return issues
 
 

@@ -199,7 +199,9 @@ def test_generated_resources_breaking_an_r4_invariant_are_refused_before_anythin
     with pytest.raises(BusinessRuleViolation) as caught:
         apply(plan({"id": "a", "title": "Backwards", "dynamicValue": [backwards]}))
     assert caught.value.status == 422 and "per-1" in caught.value.diagnostics
-    assert caught.value.expression == ("CarePlan.contained[1].restriction.period",)
+    # the dynamicValue that wrote the end is named, and the element it broke is the next issue
+    assert caught.value.expression == ("PlanDefinition.action[0].dynamicValue[0].expression",)
+    assert caught.value.issues()[1].expression == ("CarePlan.contained[1].restriction.period",)
 
 
 def test_dynamic_values_of_definition_then_action_set_nested_paths() -> None:

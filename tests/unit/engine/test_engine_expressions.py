@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from engine_support import activity, apply, condition, contained, ctx, expr, plan, variable
 
-from carepath.engine import DictResolver, apply_activity_definition
+from carepath.engine import DictResolver, EvaluationBudget, apply_activity_definition
 from carepath.engine.expressions import Evaluator
 from carepath.errors import BusinessRuleViolation, NotSupported
 
@@ -108,6 +108,26 @@ def test_parameters_are_unwrapped_by_name() -> None:
     assert applies("%flag and %who.id = 'other' and %limit.value = 5", parameters=params)
 
 
+def test_shared_variables_are_evaluated_once_per_apply_however_many_actions_use_them() -> None:
+    """Plan-level variables are computed on first use and shared by every action, nested action and definition
+    dynamicValue. The budget reads its clock before and after each real evaluation (never for a memoised one)."""
+    reads: list[float] = []
+    budget = EvaluationBudget(60_000, lambda: reads.append(0.0) or 0.0)
+    dynamic = {"path": "description", "expression": expr("'ECOG ' + %ecog.toString()")}
+    labelled = activity("labelled", dynamicValue=[dynamic])
+    actions = [{"id": f"a{i}", "condition": [condition(f"%frail or %ecog + {i} >= 2")],
+                "definitionCanonical": labelled["url"],
+                "action": [{"id": f"a{i}-child", "condition": [condition("%frail or %ecog >= 0")],
+                            "definitionCanonical": labelled["url"]}]} for i in range(5)]  # fmt: skip
+    ecog = {"resourceType": "Observation", "status": "final", "code": {"text": "ECOG"}, "valueInteger": 2}
+    shared = [variable("ecog", "%data.entry.resource.where(resourceType='Observation').value"),
+              variable("frail", "%ecog >= 3")]  # fmt: skip
+    result = apply(plan(*actions, extension=shared), [labelled], data=data(ecog), budget=budget)
+    assert len(contained(result, "Task")) == 10
+    # ecog, frail, 5 distinct parent conditions, 1 child condition (the same text 5 times), 1 dynamicValue
+    assert len(reads) == 2 * 9
+
+
 def test_action_variables_are_scoped_to_the_action() -> None:
     scoped = {"id": "a", "extension": [variable("local", "true")], "condition": [condition("%local")],
               "definitionCanonical": TASK["url"]}  # fmt: skip
@@ -194,12 +214,12 @@ def test_dynamic_value_yielding_nothing_writes_nothing() -> None:
 
 def test_dynamic_value_yielding_nothing_removes_only_what_it_names() -> None:
     ad = activity("t", dynamicValue=[
-        {"path": "input[0].type.text", "expression": expr("'kept'")},
-        {"path": "input[0].valueString", "expression": expr("'x'")},
-        {"path": "input[0].valueString", "expression": expr("{}")},
+        {"path": "note[0].text", "expression": expr("'kept'")},
+        {"path": "note[0].authorString", "expression": expr("'x'")},
+        {"path": "note[0].authorString", "expression": expr("{}")},
     ])  # fmt: skip
     task = apply_activity_definition(ad, DictResolver([]), ctx())
-    assert task["input"] == [{"type": {"text": "kept"}}]
+    assert task["note"] == [{"text": "kept"}]
 
 
 def test_expression_results_are_memoised_within_one_apply_except_those_reading_the_resource() -> None:
