@@ -43,6 +43,7 @@ from carepath.fhir.versions import version_key
 from carepath.store import outbox, overdue
 from carepath.store.changes import ChangeWrites
 from carepath.store.database import is_transient, read_only_options
+from carepath.store.ordered import ordered_page
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
 from carepath.store.schema import (
@@ -54,7 +55,7 @@ from carepath.store.schema import (
     sp_token,
     sp_uri,
 )
-from carepath.store.search_sql import build_count, build_include, build_revinclude, build_search
+from carepath.store.search_sql import build_count, build_include, build_revinclude, build_search, index_ordered
 
 _CURRENT = select(resource).where(
     resource.c.res_type == bindparam("res_type"), resource.c.res_id == bindparam("res_id")
@@ -262,7 +263,9 @@ class StoreTransaction:
 
     # -- search ----------------------------------------------------------------------------------------------------
     async def search(self, query: SearchQuery) -> list[tuple[int, StoredResource]]:
-        return [(row.rid, _stored(row)) for row in await self._query(build_search(query))]
+        sort = index_ordered(query)
+        rows = await ordered_page(self._query, query, sort) if sort else await self._query(build_search(query))
+        return [(row.rid, _stored(row)) for row in rows]
 
     async def count(self, query: SearchQuery) -> int:
         return int((await self._query(build_count(query))).scalar_one())
