@@ -43,6 +43,7 @@ from carepath.fhir.versions import version_key
 from carepath.store import outbox, overdue
 from carepath.store.changes import ChangeWrites
 from carepath.store.database import is_transient, read_only_options
+from carepath.store.generations import Generations, announce
 from carepath.store.ordered import ordered_page
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
@@ -55,7 +56,14 @@ from carepath.store.schema import (
     sp_token,
     sp_uri,
 )
-from carepath.store.search_sql import build_count, build_include, build_revinclude, build_search, index_ordered
+from carepath.store.search_sql import (
+    build_count,
+    build_dates_between,
+    build_include,
+    build_revinclude,
+    build_search,
+    index_ordered,
+)
 
 _CURRENT = select(resource).where(
     resource.c.res_type == bindparam("res_type"), resource.c.res_id == bindparam("res_id")
@@ -88,15 +96,20 @@ def new_id() -> str:
 class Repository:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.generations = Generations(engine)  # listens only once a reader asks for them
+
+    async def close(self) -> None:
+        await self.generations.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         """A read-write unit of work: everything inside commits together or not at all."""
         try:
             async with self.engine.begin() as conn:
-                tx = StoreTransaction(conn)
+                tx = StoreTransaction(conn, self.generations)
                 yield tx
                 await tx.flush()
+                await announce(conn, tx.written_types)
         except DBAPIError as exc:
             if not is_transient(exc):
                 raise
@@ -107,14 +120,16 @@ class Repository:
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(**read_only_options(self.engine))
             async with conn.begin():
-                yield StoreTransaction(conn)
+                yield StoreTransaction(conn, self.generations)
 
 
 class StoreTransaction:
     """The operations, bound to one open database transaction."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, generations: Generations | None = None) -> None:
         self.conn = conn
+        self.generations = generations
+        self.written_types: set[str] = set()  # announced before commit (store/generations.py)
         self._pending = PendingWrites()
         self._outbox = outbox.OutboxWrites()
         self._changes = ChangeWrites()  # CarePlan/Task versions for outbound delivery (store/changes.py)
@@ -270,6 +285,10 @@ class StoreTransaction:
     async def count(self, query: SearchQuery) -> int:
         return int((await self._query(build_count(query))).scalar_one())
 
+    async def dates_between(self, res_type: str, param: str, start: datetime, end: datetime) -> bool:
+        """Whether any index row of this date parameter begins or ends within [start, end]."""
+        return (await self._query(build_dates_between(res_type, param, start, end))).first() is not None
+
     async def related(self, spec: IncludeSpec, rids: list[int], *, reverse: bool) -> list[tuple[int, StoredResource]]:
         """The resources an `_include` (or, reversed, a `_revinclude`) adds for the matched rows."""
         if not rids:
@@ -403,6 +422,7 @@ class StoreTransaction:
         moment = utc_now()
         content = _content(stamp(body, res_id, 1, moment))
         stored = StoredResource(res_type, res_id, 1, moment, False, content)
+        self.written_types.add(res_type)
         self._pending.add_resource(stored, extract_index(jsonutil.loads(content)))
         self._changes.add(stored)
         return stored
@@ -446,6 +466,7 @@ class StoreTransaction:
             .values(version=version, last_updated=moment, deleted=body is None, content=content)
         )
         stored = StoredResource(current.res_type, current.res_id, version, moment, body is None, content)
+        self.written_types.add(current.res_type)
         self._pending.add_version(current.rid, stored, method, _index_of(content), _index_of(current.content))
         self._changes.add(stored)
         return stored

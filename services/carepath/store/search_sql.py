@@ -307,6 +307,13 @@ def build_unvalued(query: SearchQuery, sort: SortKey, count: int, offset: int) -
     )
 
 
+def build_dates_between(res_type: str, param: str, start: datetime, end: datetime) -> Select[Any]:
+    """One index row of `param` beginning or ending within [start, end] (two index ranges, either may answer)."""
+    of_param = sp_date.c.res_type == res_type, sp_date.c.param == param
+    begins, ends = sp_date.c.low.between(start, end), sp_date.c.high.between(start, end)
+    return select(sp_date.c.rid).where(*of_param, or_(begins, ends)).limit(1)
+
+
 def build_rows(rids: Sequence[int]) -> Select[Any]:
     return select(*RESULT_COLUMNS).where(resource.c.rid.in_(rids), resource.c.deleted == false())
 
