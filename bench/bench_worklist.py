@@ -59,7 +59,7 @@ from bench_fhir_server import (
     settle,
     write_report,
 )
-from bench_growth import sum_unit_ms
+from bench_growth import CpuMeter, sum_unit_ms
 from fhir_load import HEADERS, STATUS_WEIGHTS, _percentile, expect
 from sql_seed import index_differences, insert_generated
 
@@ -228,17 +228,42 @@ async def _count(client: httpx.AsyncClient, pairs: list[tuple[str, str]]) -> int
     return int(response.json()["total"])
 
 
-async def time_page(client: httpx.AsyncClient, params: dict[str, str], n: int) -> dict[str, float]:
+async def time_page(client: httpx.AsyncClient, meter: CpuMeter, params: dict[str, str], n: int) -> dict[str, float]:
+    """`n` requests one after another: server time, wall time, and CPU per request (server + its PostgreSQL
+    backends, from /proc: what the load of other processes on the machine barely moves)."""
     for _ in range(10):  # warm-up
         expect(await client.get("/app", params=params), 200)
-    wall, app = [], []
-    for _ in range(n):
-        started = time.perf_counter()
-        response = await client.get("/app", params=params)
-        wall.append((time.perf_counter() - started) * 1000)
+    app: list[float] = []
+
+    async def run() -> list[float]:
+        wall = []
+        for _ in range(n):
+            started = time.perf_counter()
+            response = await client.get("/app", params=params)
+            wall.append((time.perf_counter() - started) * 1000)
+            expect(response, 200)
+            app.append(float(re.search(r"app;dur=([\d.]+)", response.headers["server-timing"])[1]))  # type: ignore[index]
+        return wall
+
+    measured = await meter.measure(run)
+    cpu_ms = (measured["server_s"] + measured["db_s"]) * 1000 / n
+    return {"n": n, **_stats("server", app), **_stats("wall", measured["latencies"]), "cpu_ms": round(cpu_ms, 2),
+            "cpu_units": round(cpu_ms / measured["unit_ms"], 3)}  # fmt: skip
+
+
+async def time_after_change(client: httpx.AsyncClient, n: int) -> dict[str, float]:
+    """The default page right after a Task change (its priority, through the FHIR API): the counts are read again."""
+    found = await client.get("/fhir/Task", params={"status": "ready", "_count": "1"}, headers=HEADERS)
+    expect(found, 200)
+    task = found.json()["entry"][0]["resource"]
+    app = []
+    for i in range(n):
+        body = {**{k: v for k, v in task.items() if k != "meta"}, "priority": ("urgent", "routine")[i % 2]}
+        expect(await client.put(f"/fhir/Task/{task['id']}", json=body, headers=HEADERS), 200)
+        response = await client.get("/app")
         expect(response, 200)
         app.append(float(re.search(r"app;dur=([\d.]+)", response.headers["server-timing"])[1]))  # type: ignore[index]
-    return {"n": n, **_stats("server", app), **_stats("wall", wall)}
+    return {"n": n, **_stats("server", app)}
 
 
 def _stats(name: str, values: list[float]) -> dict[str, float]:
@@ -334,13 +359,18 @@ async def main(argv: list[str] | None = None) -> int:
             worker_log = OUT_DIR / f"{args.label}-{stamp}-worker.log"
             with carepath_process(worker, server_env(args, schema, env), worker_log):
                 role = "|".join(task_kinds()[0]["role"]["coding"][0][k] for k in ("system", "code"))
+                conn = await asyncpg.connect(_raw_dsn(args.database_url))
+                meter = CpuMeter(server, conn)
                 async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
                     for name, params in filters(args, role).items():
                         counts = await check_page(client, params)
                         load = os.getloadavg()[0]
-                        figures = await time_page(client, params, args.requests)
+                        figures = await time_page(client, meter, params, args.requests)
                         report["pages"][name] = {**figures, "matches": counts["total"], "load_1min": load}
                         print(f"{name:<12} {counts['total']:>6} matches  {figures}  (load {load:.1f})", flush=True)
+                    report["after_change"] = await time_after_change(client, 20)
+                    print(f"default page after a Task change: {report['after_change']}", flush=True)
+                await conn.close()
                 report["live"] = await time_live(server, args.changes)
                 print(f"live: {report['live']}", flush=True)
     report["machine"] = {**machine(pg_version), "sum_range_1e6_ms": [round(unit_start, 1), round(sum_unit_ms(), 1)]}
