@@ -1,8 +1,9 @@
 """A search page read in index order (search_sql.index_ordered): the worklist's `_sort=due-date` on 100k Tasks.
 
-The walk reads `offset + count` index rows first; only resources with several values of the sort parameter can
-make that too few distinct resources, and then it reads four times as many, until enough or none are left. When
-the valued rows run out, the page goes on with the matches that have no value (FHIR: missing values sort last).
+The walk reads at most WITHIN index rows per resource of the page. When it finds the page there, that is the
+page (the prefix is the start of the sort order); when it does not — matches are sparse, or fewer than a page,
+or resources with several values filled it with repeats — it answers None and the caller sorts the matches
+(search_sql.build_search), which for sparse matches is the faster way.
 """
 
 from __future__ import annotations
@@ -13,27 +14,21 @@ from typing import Any
 from sqlalchemy import Executable, Result, Row
 
 from carepath.fhir.search.query import SearchQuery, SortKey
-from carepath.store.search_sql import build_rows, build_unvalued, build_walk
+from carepath.store.search_sql import build_rows, build_walk
 
 Run = Callable[[Executable], Awaitable[Result[Any]]]
+WITHIN = 50  # index rows read per row wanted: 2,550 for a first worklist page (51 rows: one to tell a next page)
 
 
-async def ordered_page(run: Run, query: SearchQuery, sort: SortKey) -> list[Row[Any]]:
-    """The rows (search_sql.RESULT_COLUMNS) of the page, in the order build_search would give them."""
+async def ordered_page(run: Run, query: SearchQuery, sort: SortKey) -> list[Row[Any]] | None:
+    """The rows (search_sql.RESULT_COLUMNS) of the page in build_search's order, or None: sort the matches."""
     needed = query.offset + query.count
-    rows = max(needed, 1)
-    while True:
-        walked = list(await run(build_walk(query, sort, rows)))
-        ordered = list(dict.fromkeys(row.rid for row in walked))  # each resource at its first (its key's) row
-        exhausted = len(walked) < rows
-        if len(ordered) >= needed or exhausted:
-            break
-        rows *= 4
+    if needed == 0:
+        return None
+    walked = list(await run(build_walk(query, sort, needed, needed * WITHIN)))
+    ordered = list(dict.fromkeys(row.rid for row in walked))  # each resource at its first (its key's) row
+    if len(ordered) < needed:
+        return None
     page = ordered[query.offset : needed]
-    if exhausted and len(page) < query.count:
-        skip = max(0, query.offset - len(ordered))
-        page += list((await run(build_unvalued(query, sort, query.count - len(page), skip))).scalars())
-    if not page:
-        return []
     found = {row.rid: row for row in await run(build_rows(page))}
     return [found[rid] for rid in page if rid in found]

@@ -279,7 +279,9 @@ class StoreTransaction:
     # -- search ----------------------------------------------------------------------------------------------------
     async def search(self, query: SearchQuery) -> list[tuple[int, StoredResource]]:
         sort = index_ordered(query)
-        rows = await ordered_page(self._query, query, sort) if sort else await self._query(build_search(query))
+        rows = await ordered_page(self._query, query, sort) if sort else None
+        if rows is None:
+            rows = list(await self._query(build_search(query)))
         return [(row.rid, _stored(row)) for row in rows]
 
     async def count(self, query: SearchQuery) -> int:

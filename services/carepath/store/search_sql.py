@@ -80,7 +80,8 @@ def _candidates(query: SearchQuery) -> tuple[list[Cond], KeyedColumnElement[Any]
     Index rows exist only for the current version of live resources (store/schema.py), so when a criterion
     requires index rows, its index table is the driving table and `resource` is read only for the final page.
     """
-    driving = next((c for c in query.criteria if _requires_rows(c)), None)
+    # The likely fewest rows drive: a reference (one patient's, one owner's), then a single token, then the rest.
+    driving = min((c for c in query.criteria if _requires_rows(c)), key=_breadth, default=None)
     if driving is None or any(c.param in RESOURCE_COLUMN_PARAMS for c in query.criteria):
         rid = resource.c.rid
         base: list[Cond] = [resource.c.res_type == query.resource_type, resource.c.deleted == false()]
@@ -89,6 +90,12 @@ def _candidates(query: SearchQuery) -> tuple[list[Cond], KeyedColumnElement[Any]
     conds = [table.c.res_type == query.resource_type, table.c.param == driving.param, _match(table, driving)]
     others = [_criterion(query.resource_type, c, table.c.rid) for c in query.criteria if c is not driving]
     return conds + others, table.c.rid
+
+
+def _breadth(c: Criterion) -> int:
+    if c.type == "reference":
+        return 0
+    return 1 if c.type != "date" and len(c.values) == 1 else 2
 
 
 def _requires_rows(c: Criterion) -> bool:
@@ -269,7 +276,8 @@ def _directions(sorts: Sequence[SortKey], keys: Sequence[ColumnElement[Any]]) ->
 # the first 50 of 60,000 open Tasks cost 50 index entries instead of a sort key for each of the 60,000.
 # A resource with several values appears once per value; its first row in that order carries its sort key
 # (min(low) ascending, max(high) descending), so de-duplicating the walked rows in order gives the same order as
-# build_search. store/ordered.py reads enough rows, then the matches without a value (last, by rid).
+# build_search. The walk reads a bounded prefix of the index (store/ordered.py): sparse matches (one owner's ready
+# Tasks) are found faster by build_search, driven from their own criterion.
 
 
 def index_ordered(query: SearchQuery) -> SortKey | None:
@@ -280,31 +288,19 @@ def index_ordered(query: SearchQuery) -> SortKey | None:
     return sort if sort.type == "date" and sort.param not in RESOURCE_COLUMN_PARAMS else None
 
 
-def build_walk(query: SearchQuery, sort: SortKey, rows: int) -> Select[Any]:
-    """(rid, key) of the first `rows` index rows of the sort parameter whose resource matches, in sort order."""
-    walk = sp_date.alias("walk")
-    key = walk.c.high if sort.descending else walk.c.low
-    matches = [_criterion(query.resource_type, c, walk.c.rid) for c in query.criteria]
-    return (
-        select(walk.c.rid, key)
-        .where(walk.c.res_type == query.resource_type, walk.c.param == sort.param, *matches)
-        .order_by(key.desc() if sort.descending else key.asc(), walk.c.rid)
-        .limit(rows)
+def build_walk(query: SearchQuery, sort: SortKey, rows: int, within: int) -> Select[Any]:
+    """(rid, key) of the first `rows` matching rows among the first `within` index rows of the sort parameter."""
+    key = sp_date.c.high if sort.descending else sp_date.c.low
+    prefix = (
+        select(sp_date.c.rid, key.label("key"))
+        .where(sp_date.c.res_type == query.resource_type, sp_date.c.param == sort.param)
+        .order_by(key.desc() if sort.descending else key.asc(), sp_date.c.rid)
+        .limit(within)
+        .subquery("walk")
     )
-
-
-def build_unvalued(query: SearchQuery, sort: SortKey, count: int, offset: int) -> Select[Any]:
-    """The rids of matches without a value of the sort parameter (they sort last), by rid."""
-    rid = resource.c.rid
-    matches = [_criterion(query.resource_type, c, rid) for c in query.criteria]
-    unvalued = not_(_exists(sp_date, query.resource_type, sort.param, rid))
-    return (
-        select(rid)
-        .where(resource.c.res_type == query.resource_type, resource.c.deleted == false(), unvalued, *matches)
-        .order_by(rid)
-        .limit(count)
-        .offset(offset)
-    )
+    matches = [_criterion(query.resource_type, c, prefix.c.rid) for c in query.criteria]
+    ordered = prefix.c.key.desc() if sort.descending else prefix.c.key.asc()
+    return select(prefix.c.rid, prefix.c.key).where(*matches).order_by(ordered, prefix.c.rid).limit(rows)
 
 
 def build_dates_between(res_type: str, param: str, start: datetime, end: datetime) -> Select[Any]:
