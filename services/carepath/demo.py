@@ -100,6 +100,7 @@ def _demo_event(now: datetime) -> dict[str, Any]:
 async def _event_driven_enrolment(repository: Repository, settings: Settings, now: datetime) -> str:
     from carepath.events.consumer import Consumer
     from carepath.events.relay import relay_all
+    from carepath.events.shards import route
     from carepath.events.streams import Entry, connect
 
     streams = connect(settings)
@@ -107,7 +108,8 @@ async def _event_driven_enrolment(repository: Repository, settings: Settings, no
         consumer = Consumer(repository, streams)
         await consumer.setup()
         await relay_all(repository, streams)  # the sample patients' HTTP-door events go first
-        await streams.redis.xadd(settings.events_inbound_stream, {"event": jsonutil.dumps(_demo_event(now))})
+        raw = jsonutil.dumps(_demo_event(now))
+        await streams.redis.xadd(route(settings, raw).stream, {"event": raw})
         for _ in range(100):
             await relay_all(repository, streams)
             if not await consumer.step():

@@ -4,6 +4,7 @@ CarepathError                      500 exception   (never raised for a client's 
 ├── InvalidRequest                 400 invalid     malformed JSON, bad search parameter
 │   └── InvalidResource            400 invalid     resource fails validation (expression names the element)
 ├── Unauthorized                   401 login       no or an invalid access token (WWW-Authenticate added)
+│   └── SignInFailed               401 login       the worklist's sign-in refused (state, code or ID token)
 ├── Forbidden                      403 forbidden   a valid token without the scope for the interaction
 ├── NotFound                       404 not-found
 ├── MethodNotAllowed               405 not-supported
@@ -18,7 +19,8 @@ CarepathError                      500 exception   (never raised for a client's 
 │   └── InvalidTransition          422 business-rule  a Task status change the workflow's table does not allow
 ├── NotSupported                   422 not-supported  e.g. a CQL expression in a PlanDefinition
 ├── TooCostly                      422 too-costly  an `$apply` over its FHIRPath evaluation time limit
-└── TooManyRequests                429 throttled   a client over a request or failed-authentication limit
+├── TooManyRequests                429 throttled   a client over a request or failed-authentication limit
+└── IssuerUnavailable              502 transient   the sign-in's OpenID provider did not answer usefully
 """
 
 from __future__ import annotations
@@ -86,6 +88,13 @@ class Unauthorized(CarepathError):
         self.error = error
 
 
+class SignInFailed(Unauthorized):
+    """The worklist's sign-in did not complete: a stale or forged state, a refused code, a bad ID token."""
+
+    def __init__(self, diagnostics: str) -> None:
+        super().__init__(diagnostics, error=None)
+
+
 class Forbidden(CarepathError):
     status, code = 403, "forbidden"
 
@@ -146,6 +155,11 @@ class TooCostly(CarepathError):
 
 class TooManyRequests(CarepathError):
     status, code = 429, "throttled"
+
+
+class IssuerUnavailable(CarepathError):
+    status, code = 502, "transient"
+    retryable = True
 
 
 def operation_outcome(issues: list[Issue]) -> dict[str, Any]:

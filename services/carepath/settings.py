@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     events_outbound_stream: str = Field(default="carepath:events", description="CloudEvents out (the outbox relay)")
     events_dead_stream: str = Field(default="carepath:inbound:dead", description="dead letters of the inbound stream")
     events_group: str = Field(default="carepath", description="consumer group on the inbound stream")
+    events_inbound_shards: int = Field(
+        default=1, ge=1, le=1024,
+        description="inbound streams (shards); 1 = the single stream above; more: <stream>:{0} ... <stream>:{N-1}, "
+        "an event on shard crc32(patient) mod N (events/shards.py); change it only with the streams drained",
+    )  # fmt: skip
     events_source: str = Field(default="urn:carepath", description="CloudEvents source of outbound events")
     events_allowed_sources: str = Field(
         default="", description="comma-separated CloudEvents sources accepted inbound; empty = any (warned at start)"
@@ -126,6 +131,16 @@ class Settings(BaseSettings):
         "(sessions end at restart; set it with several workers)",
     )
     app_session_idle_minutes: int = Field(default=30, ge=1, description="worklist session idle timeout")
+    app_oidc_client_id: str = Field(
+        default="",
+        description="jwt: the worklist's client id at the issuer (sign-in with the code flow + PKCE); "
+        "dev: optional (default carepath-app)",
+    )
+    app_oidc_client_secret: str = Field(default="", description="its secret, for a confidential client (HTTP Basic)")
+    app_oidc_scope: str = Field(
+        default="openid fhirUser user/*.rs user/Task.u",
+        description="the scopes the worklist asks for at sign-in; what the issuer grants is what the pages allow",
+    )
 
     @property
     def effective_pathways_dir(self) -> Path:

@@ -24,6 +24,7 @@ from carepath import jsonutil
 from carepath.domain_events import EventType
 from carepath.errors import Issue
 from carepath.events.dead import dead_letter
+from carepath.events.shards import shards
 from carepath.service.event_intake import INBOUND_TYPES
 from carepath.settings import Settings
 
@@ -69,6 +70,12 @@ def test_the_asyncapi_document_names_the_streams_and_every_type() -> None:
     assert channels["events"]["address"] == defaults.events_outbound_stream
     assert channels["dead"]["address"] == defaults.events_dead_stream
     assert channels["inbound"]["x-consumer-group"] == defaults.events_group
+    sharded = ASYNCAPI["channels"]["inbound"]["x-shards"]
+    assert sharded["default"] == defaults.events_inbound_shards == 1
+    [_, second, _] = shards(Settings(events_inbound_shards=3))  # the names the document gives, for shard 1
+    assert (sharded["address"].replace("<shard>", "1"), sharded["dead-letter-address"].replace("<shard>", "1")) == (
+        second.stream, second.dead
+    )  # fmt: skip
     assert {o["action"] for o in ASYNCAPI["operations"].values()} == {"send", "receive"}
     assert _channel_types("events") == set(typing.get_args(EventType))
     assert _channel_types("inbound") == set(INBOUND_TYPES)
@@ -97,7 +104,7 @@ async def test_events_emitted_by_a_run_match_the_contract(tmp_path: Path, make_c
         await env.send(cloud_event(disease_status(subject)))
         await env.drain()
         emitted = await env.outbound()
-        await dead_letter(env.streams, (await env.send(b"{")), b"{", [Issue("not JSON")], 1)
+        await dead_letter(env.streams, shards(settings)[0], (await env.send(b"{")), b"{", [Issue("not JSON")], 1)
         letters = [{k.decode(): v.decode() for k, v in f.items()} for _, f in await env.dead()]
     for event in internal:
         assert_valid(f"{event['type']}.json", event)

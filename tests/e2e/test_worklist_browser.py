@@ -2,6 +2,9 @@
 real `carepath serve` on a free loopback port with the demo data, axe-core (shipped in the
 axe-playwright-python package) on every page. Screenshots go to tests/e2e/artifacts/ (git-ignored).
 
+Sign-in runs for real on a second server started with CAREPATH_AUTH=dev: the browser goes through `/app/login`, the
+development issuer's authorize page and `/app/callback` (code flow with PKCE) before it sees the worklist.
+
 Without /usr/bin/chromium the tests skip, unless CAREPATH_REQUIRE_SERVICES=1 (CI installs it in .ci/run).
 The live update is real: a `$apply` through the FHIR API while the worklist is open reaches the page through the
 outbound stream and `/app/live` (server-sent events), and the page changes without a reload.
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -35,12 +39,10 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    _require_chromium()
-    data = tmp_path_factory.mktemp("e2e")
+def _serve(data: Path, auth: str) -> Iterator[str]:
+    """`carepath demo`, then `carepath serve` on a free loopback port with CAREPATH_AUTH=`auth`."""
     env = {**os.environ, "CAREPATH_DATA_DIR": str(data), "CAREPATH_DATABASE_URL": "", "CAREPATH_REDIS_URL": "",
-           "CAREPATH_AUTH": "off", "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}  # fmt: skip
+           "CAREPATH_AUTH": auth, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}  # fmt: skip
     subprocess.run([str(BIN / "carepath"), "demo"], env=env, check=True, capture_output=True, timeout=300)
     port = free_port()
     log = (data / "serve.log").open("wb")
@@ -64,17 +66,42 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture
-async def page(server: str) -> AsyncIterator[object]:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    _require_chromium()
+    yield from _serve(tmp_path_factory.mktemp("e2e"), "off")
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server with CAREPATH_AUTH=dev: the worklist signs in through the development issuer (the real flow)."""
+    _require_chromium()
+    yield from _serve(tmp_path_factory.mktemp("e2e-dev"), "dev")
+
+
+@asynccontextmanager
+async def _browser_page(base: str) -> AsyncIterator[object]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True)
         # axe is injected by evaluate; the pages' CSP (script-src 'self') would refuse it as an inline script
-        context = await browser.new_context(base_url=server, viewport={"width": 1280, "height": 900},
+        context = await browser.new_context(base_url=base, viewport={"width": 1280, "height": 900},
                                             bypass_csp=True, locale="en-GB")  # fmt: skip
         yield await context.new_page()
         await browser.close()
+
+
+@pytest.fixture
+async def page(server: str) -> AsyncIterator[object]:
+    async with _browser_page(server) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def dev_page(dev_server: str) -> AsyncIterator[object]:
+    async with _browser_page(dev_server) as opened:
+        yield opened
 
 
 async def _axe(page: object, name: str) -> None:
@@ -191,3 +218,34 @@ async def test_worklist_updates_live_when_work_is_created(page: object, server: 
     await expect(page.locator("#live-region")).to_have_text("The list has changed.", timeout=15000)
     await expect(page.locator("#total")).not_to_have_text(before or "", timeout=5000)
     assert await page.evaluate("window.notReloaded") is True  # updated in place, not reloaded
+
+
+async def test_sign_in_through_the_development_issuer(dev_page: object, dev_server: str) -> None:
+    from playwright.async_api import Page, expect
+
+    page = dev_page
+    assert isinstance(page, Page)
+    await page.goto("/app?due=overdue")
+    # not signed in: sent to the sign-in, which is the development issuer's authorize page
+    await expect(page).to_have_url(re.compile(r"/app/dev-issuer/authorize\?.*code_challenge_method=S256"))
+    await expect(page.get_by_role("heading", name="Development sign-in")).to_be_visible()
+    await _axe(page, "sign-in")
+    await page.get_by_label("Sophie Laurent (RCP secretary)").check()
+    await page.get_by_role("button", name="Sign in").click()
+    # back where the browser was going, signed in as the chosen practitioner, without the no-sign-in banner
+    await expect(page).to_have_url(re.compile(r"/app\?due=overdue$"))
+    await expect(page.locator("header .user strong")).to_have_text("Sophie Laurent (RCP secretary)")
+    assert await page.get_by_text("Development mode — no sign-in").count() == 0
+    rows = page.locator("table.worklist tbody tr")
+    assert await rows.count() >= 1
+    await _axe(page, "worklist-signed-in")
+    await rows.first.locator("td:nth-child(3) a").click()
+    await expect(page.get_by_role("heading", name="Why this task exists")).to_be_visible()
+    await page.locator("form.action-claim button").click()
+    await expect(page.get_by_text("You now own this task.")).to_be_visible()
+    await expect(page.locator("#task-owner")).to_contain_text("Sophie Laurent")
+    # sign out: the worklist asks for a sign-in again
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_text("You are signed out.")).to_be_visible()
+    await page.goto("/app")
+    await expect(page.get_by_role("heading", name="Development sign-in")).to_be_visible()

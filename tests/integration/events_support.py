@@ -18,6 +18,7 @@ import pytest
 from carepath import jsonutil
 from carepath.events.consumer import Consumer
 from carepath.events.relay import relay_all
+from carepath.events.shards import route, shards
 from carepath.events.streams import Streams, connect
 from carepath.service.pathways import load_pathways
 from carepath.settings import Settings
@@ -76,8 +77,10 @@ class EventEnv:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     async def send(self, event: dict[str, Any] | bytes, **fields: Any) -> bytes:
+        """XADD on the event's shard (the producers' rule, events/shards.py)."""
         raw = event if isinstance(event, bytes) else jsonutil.dumps(event)
-        entry_id: bytes = await self.streams.redis.xadd(self.settings.events_inbound_stream, {"event": raw, **fields})
+        stream = route(self.settings, raw).stream
+        entry_id: bytes = await self.streams.redis.xadd(stream, {"event": raw, **fields})
         return entry_id
 
     async def drain(self, rounds: int = 50) -> None:
@@ -91,16 +94,16 @@ class EventEnv:
         raise AssertionError("events still moving after the rounds allowed")
 
     async def _pending(self) -> int:
-        s = self.settings
-        summary = await self.streams.redis.xpending(s.events_inbound_stream, s.events_group)
-        return int(summary["pending"])
+        group, redis = self.settings.events_group, self.streams.redis
+        return sum([int((await redis.xpending(shard.stream, group))["pending"]) for shard in shards(self.settings)])
 
     async def outbound(self) -> list[dict[str, Any]]:
         entries = await self.streams.redis.xrange(self.settings.events_outbound_stream)
         return [jsonutil.loads(fields[b"event"]) for _, fields in entries]
 
     async def dead(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        return list(await self.streams.redis.xrange(self.settings.events_dead_stream))
+        """The dead-letter entries of every shard."""
+        return [entry for shard in shards(self.settings) for entry in await self.streams.redis.xrange(shard.dead)]
 
     async def search(self, res_type: str, **params: str) -> list[dict[str, Any]]:
         from carepath.fhir.search.query import parse_search

@@ -2,7 +2,9 @@
 bad token, insufficient and sufficient scopes, v1 and v2 syntax, and patient/ tokens outside the compartment.
 
 A route added later is in the matrix automatically; it must then be open (listed in OPEN) or refuse requests
-without the right token — `classify` denies by default what it does not recognise.
+without the right token — `classify` denies by default what it does not recognise. The worklist's routes (not in
+the OpenAPI document) are taken from the app's route table: without a session they send to the sign-in (401 for
+a form post or the event stream), with a session lacking scope 403, with the right one 200.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+import respx
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 from tests.integration.auth_support import (
     AUDIENCE,
     ISSUER,
@@ -28,6 +33,7 @@ from tests.integration.auth_support import (
     token,
     unsigned,
 )
+from tests.integration.signin_support import CLIENT_ID, FakeIssuer, csrf_of
 
 from carepath.api.app import create_app
 from carepath.settings import Settings
@@ -359,3 +365,104 @@ async def test_head_under_a_patient_scope_is_judged_like_get(
         "/fhir/Observation/obs1", headers=bearer(token(keys["rsa"], "patient/*.rs", patient="p2"))
     )
     assert other.status_code == 403 and other.content == b""
+
+
+# -- the worklist (/app): a session cookie, not a bearer token; its routes are outside the OpenAPI document -------
+# Open by design: the sign-in itself, the language preference, sign-out, and the dev issuer (404 outside dev mode).
+APP_OPEN = ("/app/login", "/app/callback", "/app/lang", "/app/logout", "/app/dev-issuer/")
+APP_VALUES = {"task_id": "t1", "patient_id": "p1"}
+TASK = {"resourceType": "Task", "id": "t1", "status": "ready", "intent": "order", "for": {"reference": "Patient/p1"}}
+
+
+def app_routes() -> list[Call]:
+    """Every /app page and action of the route table (a page added later is in the matrix automatically)."""
+    app = create_app(Settings(load_pathways_on_start=False))
+    calls = []
+    for route in _flatten(app.routes):
+        if isinstance(route, APIRoute) and route.path.startswith("/app") and not route.path.startswith(APP_OPEN):
+            calls += [Call(m, route.path, route.path.format(**APP_VALUES)) for m in sorted(route.methods)]
+    return calls
+
+
+def _flatten(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """FastAPI ≥ 0.16x keeps an included router as one entry (`original_router`, routes already prefixed)."""
+    out: list[BaseRoute] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        out += _flatten(included.routes) if included is not None else [route]
+    return out
+
+
+APP_ROUTES = app_routes()
+
+
+@pytest.fixture
+async def app_client(
+    tmp_path: Path, keys: dict[str, SigningKey], make_client: MakeClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    """jwt mode with the worklist's sign-in at the issuer (respx plays the issuer only)."""
+    settings = jwt_settings(tmp_path, keys["rsa"], audit=False, auth_failure_limit=1_000_000,
+                            app_oidc_client_id=CLIENT_ID)  # fmt: skip
+    with respx.mock(assert_all_called=False) as router:
+        FakeIssuer(keys["rsa"]).install(router)
+        async with make_client(settings) as http:
+            admin = bearer(token(keys["rsa"]))
+            for resource in (PATIENT, TASK, {"resourceType": "Practitioner", "id": "dr1"}):
+                url = f"/fhir/{resource['resourceType']}/{resource['id']}"
+                answer = await http.put(url, json=resource, headers={**admin, "Content-Type": FHIR})
+                assert answer.status_code in (200, 201), answer.text
+            http.respx = router  # type: ignore[attr-defined]
+            yield http
+
+
+async def _app_send(http: httpx.AsyncClient, call: Call, csrf: str = "", **headers: str) -> httpx.Response:
+    if call.method == "POST":
+        form = {"csrf": csrf, "action": "claim", "version": "1"}
+        return await http.post(call.url, data=form, headers=headers)
+    return await http.request(call.method, call.url, headers=headers)
+
+
+def test_the_app_routes_are_in_the_matrix() -> None:
+    assert {str(c) for c in APP_ROUTES} >= {"GET /app", "GET /app/tasks/{task_id}", "POST /app/tasks/{task_id}",
+                                            "GET /app/patients/{patient_id}", "GET /app/live"}  # fmt: skip
+
+
+async def test_app_routes_without_a_session_send_to_the_sign_in(
+    app_client: httpx.AsyncClient, keys: dict[str, SigningKey]
+) -> None:
+    for headers in ({}, bearer(token(keys["rsa"]))):  # a bearer token is not a session
+        for call in APP_ROUTES:
+            answer = await _app_send(app_client, call, **headers)
+            if call.method == "GET" and call.path != "/app/live":
+                assert answer.status_code == 303, str(call)
+                assert answer.headers["location"].startswith("/app/login?next=%2Fapp"), str(call)
+            else:  # a form post or the event stream cannot follow a redirect: 401
+                assert answer.status_code == 401, str(call)
+
+
+@pytest.mark.parametrize("scope", ["openid fhirUser user/Observation.rs", "openid patient/*.rs"])
+async def test_app_routes_with_a_session_lacking_scope_are_403(
+    app_client: httpx.AsyncClient, keys: dict[str, SigningKey], scope: str
+) -> None:
+    issuer = FakeIssuer(keys["rsa"], scope=scope)  # patient/ grants without a patient context reach nothing
+    issuer.install(app_client.respx)  # type: ignore[attr-defined]
+    assert (await issuer.sign_in(app_client)).status_code == 303
+    refused = await app_client.get("/app")
+    csrf = csrf_of(refused.text)  # the session is real: its sign-out form carries its CSRF token
+    for call in APP_ROUTES:
+        answer = await _app_send(app_client, call, csrf)
+        assert answer.status_code == 403, f"{call} -> {answer.status_code}"
+
+
+async def test_app_routes_with_the_right_scope_answer(
+    app_client: httpx.AsyncClient, keys: dict[str, SigningKey]
+) -> None:
+    issuer = FakeIssuer(keys["rsa"])
+    issuer.install(app_client.respx)  # type: ignore[attr-defined]
+    assert (await issuer.sign_in(app_client)).status_code == 303
+    csrf = csrf_of((await app_client.get("/app")).text)
+    for call in APP_ROUTES:
+        if call.path == "/app/live":
+            continue  # an endless stream: answered 200 on a real server in test_web_live.py
+        answer = await _app_send(app_client, call, csrf)
+        assert answer.status_code == (303 if call.method == "POST" else 200), f"{call} -> {answer.status_code}"

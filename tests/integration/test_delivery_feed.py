@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from delivery_support import delivery_env
+from delivery_support import DeliveryEnv, delivery_env, subscription
 from events_support import ENVIRONMENTS, cloud_event, disease_status, patient, settings_for
 from receiver import Receiver
 from sqlalchemy import func, select
+from tests.conftest import open_client
 
 from carepath.settings import Settings
 from carepath.store.schema import delivery_change
@@ -65,3 +66,38 @@ async def test_a_receiver_gets_every_change_of_an_event_driven_enrolment(setting
                 assert versions == sorted(versions) and versions[-1] == int(t["meta"]["versionId"])
             (plan,) = [n for n in receiver.events() if n.path == "/plans"]
             assert plan.number == 1
+
+
+async def _fed(env: DeliveryEnv) -> int:
+    async with env.sender.repository.reader() as tx:
+        return int((await tx.conn.execute(select(func.count()).select_from(delivery_change))).scalar_one())
+
+
+async def test_nothing_is_fed_while_nobody_subscribes_and_another_process_subscription_is_seen_at_once(
+    settings: Settings,
+) -> None:
+    """No Subscription and no hospital push: a Task write leaves no change row (no fan-out work). A Subscription
+    created through a second app (its own engine, as another API process) is seen by the very next write of the
+    first one: the write statement itself asks, nothing is cached."""
+    with Receiver() as receiver:
+        async with delivery_env(settings) as env, open_client(settings) as other:
+            await env.task("requested")
+            assert await _fed(env) == 0
+            created = await other.post("/fhir/Subscription", json=subscription(receiver.url + "/hook", "Task?"))
+            assert created.status_code == 201, created.text
+            await env.deliver()  # handshake: the Subscription is active
+            task = await env.task("requested")
+            assert await _fed(env) == 1
+            await env.deliver()
+            assert [n.headers["x-carepath-focus"] for n in receiver.events()] == [f"Task/{task['id']}/_history/1"]
+            off = {**created.json(), "status": "off"}
+            assert (await other.put(f"/fhir/Subscription/{off['id']}", json=off)).status_code == 200
+            await env.set_task(task, "ready")
+            assert await _fed(env) == 0  # an `off` Subscription reads nothing
+
+
+async def test_a_process_that_pushes_to_a_hospital_feeds_every_change(settings: Settings) -> None:
+    pushing = settings.model_copy(update={"ehr_base_url": "http://127.0.0.1:9/fhir"})
+    async with delivery_env(pushing) as env:
+        await env.task("requested")
+        assert await _fed(env) == 1

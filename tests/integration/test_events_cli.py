@@ -11,12 +11,14 @@ from events_support import cloud_event, env_settings, open_env, real_base
 from fault_support import worker_env
 
 from carepath.cli import main
+from carepath.events.shards import shards
 from carepath.settings import Settings, get_settings
 
 
-@pytest.fixture
+@pytest.fixture(params=[1, 2], ids=["one-stream", "two-shards"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    return env_settings(tmp_path, f"test:{uuid.uuid4().hex[:12]}", real_base(request))
+    sharding = {"events_inbound_shards": request.param}
+    return env_settings(tmp_path, f"test:{uuid.uuid4().hex[:12]}", real_base(request), **sharding)
 
 
 def _use(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,10 +44,12 @@ async def test_dead_letters_are_listed_redriven_and_counted(
             status = json.loads(capsys.readouterr().out)
             assert status["dead_letters"]["count"] == 1
             assert status["inbound"]["pending"] == 0
+            assert len(status["inbound"]["shards"]) == settings.events_inbound_shards
+            assert letter["id"].startswith("0/") == (settings.events_inbound_shards > 1)  # no patient: shard 0
             assert await _cli(["events", "dead", "redrive", letter["id"]]) == 0
             assert "redriven: 1" in capsys.readouterr().out
             assert await env.dead() == []
-            assert await env.streams.redis.xlen(settings.events_inbound_stream) >= 1
+            assert await env.streams.redis.xlen(shards(settings)[0].stream) >= 1
         finally:
             get_settings.cache_clear()
 

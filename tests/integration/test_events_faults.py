@@ -21,6 +21,9 @@ from fault_support import LockableRole, eventually, own_redis, start_worker
 
 from carepath import jsonutil
 from carepath.events.consumer import Consumer
+from carepath.events.leases import holder
+from carepath.events.shards import route, shards
+from carepath.events.status import events_status
 from carepath.events.streams import connect
 from carepath.events.worker import default_duties, run_duties
 from carepath.service.interactions import Interaction, execute_crud
@@ -76,10 +79,8 @@ async def _observations(env: EventEnv, marker: str) -> list[dict[str, Any]]:
 
 
 async def _settled(env: EventEnv) -> bool:
-    s, redis = env.settings, env.streams.redis
-    groups = await redis.xinfo_groups(s.events_inbound_stream)
-    group = next(g for g in groups if g["name"] == s.events_group.encode())
-    return bool(group["pending"] == 0 and group["lag"] == 0)
+    inbound = (await events_status(env.repository, env.streams))["inbound"]
+    return bool(inbound["pending"] == 0 and inbound["lag"] == 0)
 
 
 async def test_a_redelivered_entry_has_no_second_effect(env: EventEnv) -> None:
@@ -105,32 +106,38 @@ async def _claimed(env: EventEnv) -> bool:
     return await _settled(env)
 
 
+@pytest.mark.parametrize("shard_count", [1, 2])
 async def test_kill_9_of_a_worker_with_events_in_flight_loses_and_duplicates_nothing(
-    env: EventEnv, tmp_path: Path
+    base: Settings, tmp_path: Path, shard_count: int
 ) -> None:
-    patients = [f"Patient/{(await env.create(patient()))['id']}" for _ in range(20)]
-    await env.consumer.setup()
-    pipe = env.streams.redis.pipeline(transaction=False)
-    for n in range(KILL_EVENTS):
-        event = cloud_event(vital(patients[n % len(patients)], n, "kill9"))
-        pipe.xadd(env.settings.events_inbound_stream, {"event": jsonutil.dumps(event)})
-    await pipe.execute()
-    first = start_worker(env.settings, tmp_path / "worker1.log")
-    try:
-        await eventually(lambda: _at_least(env, "kill9", KILL_EVENTS // 5), 300, "a fifth processed")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    assert len(await _observations(env, "kill9")) < KILL_EVENTS  # it really died with work left
-    second = start_worker(env.settings, tmp_path / "worker2.log")
-    try:
-        await eventually(lambda: _settled(env), 600, "every entry processed after the restart")
-    finally:
-        second.send_signal(signal.SIGTERM)  # graceful: finishes in-flight entries, releases the lease
-        assert second.wait(timeout=60) == 0
-    stored = await _observations(env, "kill9")
-    assert sorted(o["valueInteger"] for o in stored) == list(range(KILL_EVENTS))  # each exactly once
-    assert await env.dead() == []
+    """One shard: the only worker is killed, a new one finishes. Two shards: one of two workers reading in parallel
+    is killed, and the survivor takes its shard over (lease lapsed, pending entries reclaimed) and finishes."""
+    async with open_env(real_settings(base, tmp_path, events_inbound_shards=shard_count)) as env:
+        patients = [f"Patient/{(await env.create(patient()))['id']}" for _ in range(20)]
+        await env.consumer.setup()
+        pipe = env.streams.redis.pipeline(transaction=False)
+        for n in range(KILL_EVENTS):
+            raw = jsonutil.dumps(cloud_event(vital(patients[n % len(patients)], n, "kill9")))
+            pipe.xadd(route(env.settings, raw).stream, {"event": raw})
+        await pipe.execute()
+        workers = [start_worker(env.settings, tmp_path / f"worker{i}.log") for i in range(shard_count)]
+        try:
+            await eventually(lambda: _holders_are(env, shard_count), 60, "each shard read by its own worker")
+            await eventually(lambda: _at_least(env, "kill9", KILL_EVENTS // 5), 300, "a fifth processed")
+        finally:
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait()
+        assert len(await _observations(env, "kill9")) < KILL_EVENTS  # it really died with work left
+        finishing = workers[1:] or [start_worker(env.settings, tmp_path / "restarted.log")]
+        try:
+            await eventually(lambda: _settled(env), 600, "every entry processed after the kill")
+        finally:
+            for worker in finishing:
+                worker.send_signal(signal.SIGTERM)  # graceful: finishes in-flight entries, releases the leases
+                assert worker.wait(timeout=60) == 0
+        stored = await _observations(env, "kill9")
+        assert sorted(o["valueInteger"] for o in stored) == list(range(KILL_EVENTS))  # each exactly once
+        assert await env.dead() == []
 
 
 async def _at_least(env: EventEnv, marker: str, count: int) -> bool:
@@ -207,41 +214,51 @@ async def test_database_unavailable_for_a_while_leaves_entries_pending_then_comp
         await role.drop()
 
 
-async def test_two_workers_share_the_stream_and_keep_each_patients_order(env: EventEnv) -> None:
-    patients = [f"Patient/{(await env.create(patient()))['id']}" for _ in range(6)]
-    await env.consumer.setup()
-    for n in range(40):  # per patient: 40 versions of one Observation, interleaved across patients
-        for index, subject in enumerate(patients):
-            body = {**vital(subject, n, "order"), "identifier": [{"system": "urn:test:order", "value": str(index)}]}
-            await env.send(cloud_event(body, subject=subject))
-    engines = [create_engine(env.settings.effective_database_url, schema=env.settings.database_schema)
-               for _ in range(2)]  # fmt: skip
-    stops = [asyncio.Event(), asyncio.Event()]
-    streams = [connect(env.settings) for _ in range(2)]
-    consumers = [Consumer(Repository(e), s) for e, s in zip(engines, streams, strict=True)]
-    tasks = [asyncio.create_task(c.run(stop)) for c, stop in zip(consumers, stops, strict=True)]
-    try:
-        await eventually(lambda: _at_least_versions(env, 30), 120, "some processed")
-        holder = [c.name for c in consumers].index(await _lease_holder(env))  # one reads, the other stands by
-        stops[holder].set()  # the reading worker stops (SIGTERM): in-flight entries finish, the lease is released
-        await tasks[holder]
-        await eventually(lambda: _lease_taken(env, consumers[1 - holder].name), 60, "the standby takes over")
-        await eventually(lambda: _settled(env), 300, "all processed by the remaining worker")
-    finally:
-        for stop in stops:
-            stop.set()
-        await asyncio.gather(*tasks)
-        for s in streams:
-            await s.close()
-        for e in engines:
-            await e.dispose()
-    async with env.repository.reader() as tx:
-        for index, subject in enumerate(patients):
-            [found] = await env.search("Observation", identifier=f"urn:test:order|{index}")
-            versions, _ = await tx.history("Observation", found["id"], since=None, count=100, offset=0)
-            values = [v.json()["valueInteger"] for v in sorted(versions, key=lambda v: v.version)]
-            assert values == list(range(40)), subject  # stream order, each once
-    assert await env.dead() == []
+@pytest.mark.parametrize("shard_count", [1, 2])
+async def test_two_workers_share_the_streams_and_keep_each_patients_order(
+    base: Settings, tmp_path: Path, shard_count: int
+) -> None:
+    """One shard: one worker reads, the other stands by. Two shards: each worker reads one, in parallel. Either
+    way the worker left alone after the other stops (SIGTERM) reads every shard, and each patient's order holds."""
+    async with open_env(real_settings(base, tmp_path, events_inbound_shards=shard_count)) as env:
+        patients = [f"Patient/{(await env.create(patient()))['id']}" for _ in range(6)]
+        await env.consumer.setup()
+        for n in range(40):  # per patient: 40 versions of one Observation, interleaved across patients
+            for index, subject in enumerate(patients):
+                body = {**vital(subject, n, "order"), "identifier": [{"system": "urn:test:order", "value": str(index)}]}
+                await env.send(cloud_event(body, subject=subject))
+        engines = [create_engine(env.settings.effective_database_url, schema=env.settings.database_schema)
+                   for _ in range(2)]  # fmt: skip
+        stops = [asyncio.Event(), asyncio.Event()]
+        streams = [connect(env.settings) for _ in range(2)]
+        consumers = [Consumer(Repository(e), s) for e, s in zip(engines, streams, strict=True)]
+        names = [c.name for c in consumers]
+        tasks = [asyncio.create_task(c.run(stop)) for c, stop in zip(consumers, stops, strict=True)]
+        try:
+            # every shard has its own holder: with two shards both workers read at once
+            await eventually(lambda: _holders_are(env, shard_count), 60, "each shard held by its own worker")
+            await eventually(lambda: _at_least_versions(env, 30), 120, "some processed")
+            leaving = names.index((await _holders(env))[0])
+            stops[leaving].set()  # the worker reading shard 0 stops: in-flight entries finish, leases released
+            await tasks[leaving]
+            staying = names[1 - leaving]
+            await eventually(lambda: _all_held_by(env, staying), 60, "the remaining worker takes every shard")
+            await eventually(lambda: _settled(env), 300, "all processed by the remaining worker")
+        finally:
+            for stop in stops:
+                stop.set()
+            await asyncio.gather(*tasks)
+            for s in streams:
+                await s.close()
+            for e in engines:
+                await e.dispose()
+        async with env.repository.reader() as tx:
+            for index, subject in enumerate(patients):
+                [found] = await env.search("Observation", identifier=f"urn:test:order|{index}")
+                versions, _ = await tx.history("Observation", found["id"], since=None, count=100, offset=0)
+                values = [v.json()["valueInteger"] for v in sorted(versions, key=lambda v: v.version)]
+                assert values == list(range(40)), subject  # stream order, each once
+        assert await env.dead() == []
 
 
 async def _at_least_versions(env: EventEnv, count: int) -> bool:
@@ -250,10 +267,14 @@ async def _at_least_versions(env: EventEnv, count: int) -> bool:
     return total >= count
 
 
-async def _lease_taken(env: EventEnv, name: str) -> bool:
-    return await _lease_holder(env) == name
+async def _holders(env: EventEnv) -> list[str | None]:
+    return [await holder(env.streams, shard) for shard in shards(env.settings)]
 
 
-async def _lease_holder(env: EventEnv) -> str:
-    value = await env.streams.redis.get(env.consumer.lease_key)
-    return value.decode() if value else ""
+async def _holders_are(env: EventEnv, distinct: int) -> bool:
+    held = await _holders(env)
+    return None not in held and len(set(held)) == distinct
+
+
+async def _all_held_by(env: EventEnv, name: str) -> bool:
+    return set(await _holders(env)) == {name}

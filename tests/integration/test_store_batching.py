@@ -20,19 +20,23 @@ from carepath.store.database import create_engine
 from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
 
-_WRITE = re.compile(r"^\s*(INSERT INTO|DELETE FROM|UPDATE)\s+\"?(\w+)", re.IGNORECASE)
+_WRITE = re.compile(r"\b(INSERT INTO|DELETE FROM|UPDATE)\s+\"?(\w+)", re.IGNORECASE)
 
 
 class StatementLog:
-    """(verb, table) of every write statement the engine sends, in order."""
+    """(verb, table) of every write the engine sends, in order, and how many statements carried them (on
+    PostgreSQL one statement writes several tables through data-modifying CTEs: store/pending_pg.py)."""
 
     def __init__(self) -> None:
         self.writes: list[tuple[str, str]] = []
+        self.statements = 0
 
     def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        match = _WRITE.match(statement)
-        if match:
-            self.writes.append((match.group(1).split()[0].upper(), match.group(2)))
+        if statement.lstrip().upper().startswith("SELECT"):
+            return
+        found = [(m.group(1).split()[0].upper(), m.group(2)) for m in _WRITE.finditer(statement)]
+        self.writes.extend(found)
+        self.statements += bool(found)
 
     def tables(self, verb: str) -> list[str]:
         return [table for v, table in self.writes if v == verb]
@@ -70,6 +74,8 @@ async def test_fifty_creates_in_one_transaction_send_one_insert_per_table(
     inserts = log.tables("INSERT")
     # delivery_change: the CarePlan/Task change feed of outbound delivery (store/changes.py), batched too
     assert sorted(inserts) == ["delivery_change", "resource", "resource_history", "sp_date", "sp_reference", "sp_token"]
+    # PostgreSQL: resource, history and index rows in one statement, then the change feed
+    assert log.statements == (2 if repository.engine.dialect.name == "postgresql" else 6)
     async with repository.reader() as tx:
         found = await tx.search(_worklist("batch", "requested"))
         assert {stored.res_id for _, stored in found} == {c.res_id for c in created}

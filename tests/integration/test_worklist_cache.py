@@ -12,12 +12,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from carepath.settings import Settings
 from carepath.store.database import create_engine
+from carepath.store.generations import WATCHED
 from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
+from carepath.store.schema import resource
 from carepath.web import data
 from carepath.web.views.worklist import parse_filters
 
@@ -107,3 +109,19 @@ async def test_a_due_date_passing_now_is_not_served_from_the_cache(
     next_day = await _page(reader, postgres_settings, NOON + timedelta(days=1))  # no due date passed, a new day
     assert counted.n == 10
     assert next_day.window_counts == {"overdue": 1, "today": 1, "week": 0, "upcoming": 0}
+
+
+async def test_every_watched_type_written_by_plain_sql_starts_a_new_generation(
+    processes: tuple[Repository, Repository],
+) -> None:
+    """The notifications come from migration 0007's trigger: any writer counts, and only the watched types."""
+    reader, writer = processes
+    types = tuple(sorted(WATCHED))
+    before = await reader.generations.current(types)
+    async with writer.engine.begin() as conn:
+        for n, res_type in enumerate((*types, "Observation")):
+            row = {"res_type": res_type, "res_id": f"sql-{n}", "version": 1, "deleted": False}
+            await conn.execute(insert(resource).values(**row, last_updated=NOON.replace(tzinfo=None)))
+    after = await reader.generations.current(types)
+    assert before is not None and after is not None
+    assert [a - b for a, b in zip(after, before, strict=True)] == [0, *([1] * len(types))]

@@ -76,8 +76,12 @@ def test_classification(method: str, path: str, interaction: str, needs: str) ->
 
 
 def test_unknown_paths_are_unknown_and_open_ones_open() -> None:
-    for path in ("/fhir/Observation/1/$everything", "/fhir/Nonsense", "/admin", "/fhir/Observation/1/_history/2/x"):
+    for path in ("/fhir/Observation/1/$everything", "/fhir/Nonsense", "/admin", "/fhir/Observation/1/_history/2/x",
+                 "/appx", "/application"):  # fmt: skip
         assert classify("GET", path).kind == "unknown", path
+    # the worklist checks its own session: its own kind, and only under /app
+    for method, path in (("GET", "/app"), ("POST", "/app/tasks/t1"), ("GET", "/app/login")):
+        assert classify(method, path).kind == "app", path
     for path in ("/fhir/metadata", "/fhir/.well-known/smart-configuration", "/healthz"):
         assert classify("GET", path).kind == "open", path
     assert classify("DELETE", "/fhir/metadata").kind != "open"

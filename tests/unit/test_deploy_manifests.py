@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from carepath.events.shards import shards
 from carepath.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,19 +72,22 @@ def test_the_tool_has_no_schema_for_keda_so_it_is_checked_structurally() -> None
     with pytest.raises(kubernetes_validate.SchemaNotFoundError):
         kubernetes_validate.validate(scaled, VERSIONS[-1], strict=True)
     target = _named("Deployment", scaled["spec"]["scaleTargetRef"]["name"])
-    # One worker holds the stream's lease; a second one stands by to take over (events work).
+    # A fair share of the shards per worker: at least 2 (one can die), never more workers than shards.
+    config = _named("ConfigMap", "carepath-config")["data"]
+    settings = Settings(events_inbound_shards=int(config["CAREPATH_EVENTS_INBOUND_SHARDS"]))
     assert 2 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"]
+    assert scaled["spec"]["maxReplicaCount"] <= settings.events_inbound_shards
     assert target["spec"]["replicas"] == scaled["spec"]["minReplicaCount"]
-    [trigger] = scaled["spec"]["triggers"]
-    assert trigger["type"] == "redis-streams"
-    metadata = trigger["metadata"]
-    settings = Settings()
-    # The events work's settings (their defaults until it is merged): the worker reads this stream in this group.
-    assert metadata["stream"] == getattr(settings, "events_inbound_stream", "carepath:inbound")
-    assert metadata["consumerGroup"] == getattr(settings, "events_group", "carepath")
-    assert int(metadata["pendingEntriesCount"]) > 0
-    env = _env_keys(_containers(target)[0])
-    assert {metadata["addressFromEnv"], metadata["passwordFromEnv"]} <= env  # KEDA reads them from the target
+    triggers = scaled["spec"]["triggers"]
+    assert {t["type"] for t in triggers} == {"redis-streams"}
+    # one trigger per shard stream, in the consumer's group, on the backlog (lag: pending is bounded by a batch)
+    assert [t["metadata"]["stream"] for t in triggers] == [shard.stream for shard in shards(settings)]
+    for trigger in triggers:
+        metadata = trigger["metadata"]
+        assert metadata["consumerGroup"] == settings.events_group
+        assert int(metadata["lagCount"]) > settings.events_batch
+        env = _env_keys(_containers(target)[0])
+        assert {metadata["addressFromEnv"], metadata["passwordFromEnv"]} <= env  # KEDA reads them from the target
 
 
 def test_the_kustomization_lists_every_manifest() -> None:

@@ -25,6 +25,7 @@ from carepath.settings import Settings, get_settings
 from carepath.store.database import create_engine
 from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
+from carepath.web import dev_issuer, signin
 from carepath.web import routes as web
 from carepath.web.session import Sessions
 
@@ -41,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await upgrade_async(url, settings.database_schema)
         engine = create_engine(url, schema=settings.database_schema)
-        repository = Repository(engine)
+        # The delivery change feed only while something reads it: a Subscription, or this process's hospital push
+        repository = Repository(engine, feed_always=bool(settings.ehr_base_url))
         streams = connect(settings)
         app.state.carepath = AppState(settings, repository, streams)
         if settings.load_pathways_on_start:
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The coordinator's worklist (`/app`): pages on the same services as the FHIR API.
     app.state.carepath_sessions = Sessions(settings.app_session_secret, settings.app_session_idle_minutes * 60)
     app.include_router(web.router)
+    app.include_router(signin.router)  # /app/login and /app/callback (OIDC code flow with PKCE)
+    app.include_router(dev_issuer.router)  # CAREPATH_AUTH=dev only: the development issuer (404 otherwise)
     app.mount("/app/static", web.static_files(), name="app-static")
     smart.install_security(app, settings)
     app.include_router(smart.router)

@@ -3,7 +3,8 @@
 `classify` maps method + path (after `/fhir`) to an `Access` without touching the database; anything it does
 not recognise is `unknown` and refused in the secured modes (deny by default: a new route cannot be open by
 accident). `decide` answers "full" (system/user scopes, or definitions with any read scope), "patient" (allowed
-only inside the token's patient compartment) or None (insufficient scope).
+only inside the token's patient compartment) or None (insufficient scope). The worklist (`/app`) is `app`: no
+bearer token but a session cookie, which its own routes check with the same `decide` (carepath.web.guard).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from carepath.auth.scopes import Letter
 from carepath.auth.tokens import Principal
 from carepath.fhir.models import SUPPORTED_TYPES, is_supported
 
-Kind = Literal["open", "rest", "bundle", "apply", "unknown"]
+Kind = Literal["open", "app", "rest", "bundle", "apply", "unknown"]
 Decision = Literal["full", "patient"]
 
 # Stored results of $apply with persist=true (issue 13).
@@ -58,6 +59,8 @@ class Access:
 def classify(method: str, path: str, query_string: str = "", headers_conditional: bool = False) -> Access:
     """`path` is the request path; only paths under /fhir are FHIR API paths. HEAD is GET without a body."""
     method = "GET" if method == "HEAD" else method
+    if path == "/app" or path.startswith("/app/"):
+        return Access("app")
     if path != "/fhir" and not path.startswith("/fhir/"):
         return Access("open") if path in ("/healthz", "/readyz", "/livez") else Access("unknown")
     rest = path[len("/fhir") :].strip("/")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
 
 import httpx
 
 from carepath.auth.dev import DEV_AUDIENCE, DEV_ISSUER, dev_keys
+from carepath.auth.dev_issuer import BASE as DEV_ISSUER_PATH
+from carepath.auth.dev_issuer import DEV_CLIENT_ID
 from carepath.auth.keys import RemoteKeys, StaticKeys
+from carepath.auth.oidc import OidcClient
 from carepath.auth.tokens import Introspector, JwtVerifier, TokenVerifier
 from carepath.settings import Settings
 
 log = logging.getLogger("carepath.auth")
+LOCAL_BASE = "http://carepath.local"  # the dev issuer's back channel: requests to this app itself, in-process
 
 
 class InsecureBind(Exception):
@@ -73,3 +78,20 @@ def build_verifier(settings: Settings, client: httpx.AsyncClient) -> TokenVerifi
             client_secret=settings.auth_introspection_client_secret, **common,  # type: ignore[arg-type]
         )  # fmt: skip
     return TokenVerifier(jwt_verifier, introspector)
+
+
+def build_oidc(settings: Settings, client: httpx.AsyncClient, verifier: TokenVerifier | None,
+               local: Callable[[], httpx.AsyncClient]) -> OidcClient | None:  # fmt: skip
+    """The worklist's sign-in: at the API's issuer (jwt, once CAREPATH_APP_OIDC_CLIENT_ID is set), at carepath's
+    own development issuer (dev, reached through `local()`, a client on this very app), or none (off)."""
+    if verifier is None or (settings.auth == "jwt" and not settings.app_oidc_client_id):
+        return None
+    if settings.auth == "dev":
+        http, issuer, discovery = local(), DEV_ISSUER, f"{LOCAL_BASE}{DEV_ISSUER_PATH}"
+    else:
+        http, issuer, discovery = client, settings.auth_issuer, settings.auth_issuer.rstrip("/")
+    return OidcClient(
+        http, verifier, discovery_url=f"{discovery}/.well-known/openid-configuration", issuer=issuer,
+        client_id=settings.app_oidc_client_id or DEV_CLIENT_ID, client_secret=settings.app_oidc_client_secret,
+        scope=settings.app_oidc_scope, leeway_s=settings.auth_leeway_s,
+    )  # fmt: skip

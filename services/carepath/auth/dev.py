@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -48,9 +49,14 @@ def dev_private_key(data_dir: Path) -> ec.EllipticCurvePrivateKey:
     return loaded
 
 
-def dev_keys(data_dir: Path) -> StaticKeys:
+def dev_jwks(data_dir: Path) -> dict[str, Any]:
+    """The public half of the dev key as a JWKS document."""
     public = ECAlgorithm.to_jwk(dev_private_key(data_dir).public_key(), as_dict=True)
-    return StaticKeys(parse_jwks({"keys": [{**public, "kid": DEV_KID, "use": "sig", "alg": "ES256"}]}))
+    return {"keys": [{**public, "kid": DEV_KID, "use": "sig", "alg": "ES256"}]}
+
+
+def dev_keys(data_dir: Path) -> StaticKeys:
+    return StaticKeys(parse_jwks(dev_jwks(data_dir)))
 
 
 def dev_token(

@@ -42,3 +42,8 @@ def parse_scopes(text: str) -> frozenset[Grant]:
             letters = permissions
         grants.update(Grant(context, res_type, letter) for letter in letters)  # type: ignore[arg-type]
     return frozenset(grants)
+
+
+def scope_text(grants: frozenset[Grant]) -> str:
+    """The grants as v2 scopes, one letter each: `parse_scopes(scope_text(g)) == g` (what a session keeps)."""
+    return " ".join(sorted(f"{g.context}/{g.res_type}.{g.letter}" for g in grants))

@@ -26,7 +26,7 @@ async def _open(settings: Settings) -> AsyncIterator[tuple[Repository, Streams]]
     engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
     streams = connect(settings)
     try:
-        yield Repository(engine), streams
+        yield Repository(engine, feed_always=bool(settings.ehr_base_url)), streams  # as the API (api/app.py)
     finally:
         await streams.close()
         await engine.dispose()
@@ -46,8 +46,13 @@ async def run_events_command(args: argparse.Namespace, settings: Settings) -> in
                 print(jsonutil.dumps(line).decode())
         else:
             ids = await redrive(streams, args.ids or None)
-            print(f"redriven: {len(ids)} dead letter(s) back on {settings.events_inbound_stream}")
+            print(f"redriven: {len(ids)} dead letter(s) back on {_inbound(settings)}")
     return 0
+
+
+def _inbound(settings: Settings) -> str:
+    count = settings.events_inbound_shards
+    return settings.events_inbound_stream + (f" ({count} shards)" if count > 1 else "")
 
 
 async def _worker(settings: Settings) -> int:
@@ -61,7 +66,7 @@ async def _worker(settings: Settings) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
     async with _open(settings) as (repository, streams):
-        print(f"carepath worker: {settings.events_inbound_stream} -> database -> {settings.events_outbound_stream}",
+        print(f"carepath worker: {_inbound(settings)} -> database -> {settings.events_outbound_stream}",
               flush=True)  # fmt: skip
         await run_duties(default_duties(repository, streams), stop)
     return 0

@@ -207,11 +207,19 @@ def _rewrite(entry: dict[str, Any], it: Interaction, ids: dict[str, str]) -> Int
 
 
 def _replace_references(value: Any, ids: dict[str, str]) -> Any:
+    """`value` with its references to `ids` rewritten. Only the objects on the way to a rewritten reference are
+    copied (the input is never changed: a unit of work may run again); the rest is shared, unchanged."""
     if isinstance(value, dict):
-        return {k: (ids.get(v, v) if k == "reference" and isinstance(v, str) else _replace_references(v, ids))
-                for k, v in value.items()}  # fmt: skip
+        changed: dict[str, Any] | None = None
+        for k, v in value.items():
+            new = ids.get(v, v) if k == "reference" and isinstance(v, str) else _replace_references(v, ids)
+            if new is not v:
+                changed = changed if changed is not None else dict(value)
+                changed[k] = new
+        return value if changed is None else changed
     if isinstance(value, list):
-        return [_replace_references(v, ids) for v in value]
+        items = [_replace_references(v, ids) for v in value]
+        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
     return value
 
 

@@ -1,15 +1,16 @@
 """Changes committed by any process, for per-process caches of values read from the database that must stay exact.
 
 Every transaction that writes a resource of a WATCHED type sends `NOTIFY carepath_changes, '<schema>|<types>'`
-(`announce`). PostgreSQL delivers a notification when its transaction commits, in commit order, to every listening
-session. A process listens on one dedicated connection and counts, per type, its schema's notifications: the
-generations. `current()` sends a notification of its own on that connection and waits for it to come back;
-notifications arrive in commit order, so by then every commit that a new query can see has been counted. A value
-computed *after* reading the generations, and stored under them, is therefore exact for as long as they are
-unchanged (`lookup` / `remember`).
+(a statement-level trigger on `resource`, migration 0007: no extra round trip, whoever writes). PostgreSQL
+delivers a notification when its transaction commits, in commit order, to every listening session. A process
+listens on one dedicated connection and counts, per type, its schema's notifications: the generations.
+`current()` sends a notification of its own on that connection and waits for it to come back; notifications
+arrive in commit order, so by then every commit that a new query can see has been counted. A value computed
+*after* reading the generations, and stored under them, is therefore exact for as long as they are unchanged
+(`lookup` / `remember`, or `cached`).
 
 A lost connection starts a new generation (notifications may have been missed meanwhile). SQLite has no
-cross-process signal: there `generation()` is None and callers compute every time.
+cross-process signal: there `current()` is None and callers compute every time.
 """
 
 from __future__ import annotations
@@ -24,22 +25,15 @@ from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("carepath.store")
 CHANNEL = "carepath_changes"
 # What the worklist caches (web/counts.py, web/data.py): its counts (Tasks) and its filters' option lists.
+# Migration 0007's trigger names the same types.
 WATCHED = frozenset({"Task", "Patient", "Practitioner", "ActivityDefinition"})
-_ANNOUNCE = text(f"SELECT pg_notify('{CHANNEL}', current_schema() || '|' || :types)")
 _SYNC_TIMEOUT_S = 2.0
 _ENTRIES = 256  # cached values kept (least recently used go first)
-
-
-async def announce(conn: AsyncConnection, written: set[str]) -> None:
-    """Tell every listening process which watched types this transaction changes (delivered if it commits)."""
-    types = sorted(written & WATCHED)
-    if types and conn.dialect.name == "postgresql":
-        await conn.execute(_ANNOUNCE, {"types": ",".join(types)})
 
 
 Generation = tuple[int, ...]

@@ -41,9 +41,9 @@ from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
 from carepath.store import outbox, overdue
-from carepath.store.changes import ChangeWrites
+from carepath.store.changes import SUBSCRIBED, ChangeWrites
 from carepath.store.database import is_transient, read_only_options
-from carepath.store.generations import Generations, announce
+from carepath.store.generations import Generations
 from carepath.store.ordered import ordered_page
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
@@ -94,8 +94,11 @@ def new_id() -> str:
 
 
 class Repository:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, feed_always: bool = True) -> None:
+        """`feed_always=False`: write the delivery change feed only while a Subscription exists (store/changes.py);
+        a process that pushes to a hospital (CAREPATH_EHR_BASE_URL) feeds every change."""
         self.engine = engine
+        self.feed_always = feed_always
         self.generations = Generations(engine)  # listens only once a reader asks for them
 
     async def close(self) -> None:
@@ -106,10 +109,9 @@ class Repository:
         """A read-write unit of work: everything inside commits together or not at all."""
         try:
             async with self.engine.begin() as conn:
-                tx = StoreTransaction(conn, self.generations)
+                tx = StoreTransaction(conn, self.generations, feed_always=self.feed_always)
                 yield tx
                 await tx.flush()
-                await announce(conn, tx.written_types)
         except DBAPIError as exc:
             if not is_transient(exc):
                 raise
@@ -126,20 +128,21 @@ class Repository:
 class StoreTransaction:
     """The operations, bound to one open database transaction."""
 
-    def __init__(self, conn: AsyncConnection, generations: Generations | None = None) -> None:
+    def __init__(
+        self, conn: AsyncConnection, generations: Generations | None = None, *, feed_always: bool = True
+    ) -> None:
         self.conn = conn
         self.generations = generations
-        self.written_types: set[str] = set()  # announced before commit (store/generations.py)
         self._pending = PendingWrites()
         self._outbox = outbox.OutboxWrites()
-        self._changes = ChangeWrites()  # CarePlan/Task versions for outbound delivery (store/changes.py)
+        self._changes = ChangeWrites(feed_always)  # CarePlan/Task versions for outbound delivery (store/changes.py)
         # Set by the event consumer: the writes whose triggers it evaluates itself, in this same transaction,
         # instead of queueing them for later evaluation (service/triggering.py).
         self.written: list[StoredResource] | None = None
 
     async def flush(self) -> None:
         """Send the batched writes (done before every read and before commit)."""
-        await self._pending.flush(self.conn)
+        self._changes.observe(await self._pending.flush(self.conn))
         await self._outbox.flush(self.conn)
         await self._changes.flush(self.conn)
 
@@ -424,7 +427,6 @@ class StoreTransaction:
         moment = utc_now()
         content = _content(stamp(body, res_id, 1, moment))
         stored = StoredResource(res_type, res_id, 1, moment, False, content)
-        self.written_types.add(res_type)
         self._pending.add_resource(stored, extract_index(jsonutil.loads(content)))
         self._changes.add(stored)
         return stored
@@ -462,13 +464,14 @@ class StoreTransaction:
     async def _new_version(self, current: Row[Any], body: dict[str, Any] | None, method: str) -> StoredResource:
         version, moment = current.version + 1, utc_now()
         content = None if body is None else _content(stamp(body, current.res_id, version, moment))
-        await self.conn.execute(
+        written = await self.conn.execute(
             update(resource)
             .where(resource.c.rid == current.rid)
             .values(version=version, last_updated=moment, deleted=body is None, content=content)
+            .returning(SUBSCRIBED)
         )
+        self._changes.observe(bool(written.scalar_one()))
         stored = StoredResource(current.res_type, current.res_id, version, moment, body is None, content)
-        self.written_types.add(current.res_type)
         self._pending.add_version(current.rid, stored, method, _index_of(content), _index_of(current.content))
         self._changes.add(stored)
         return stored

@@ -3,7 +3,9 @@
 Every page is sent with a CSP (no inline script or style, `frame-ancestors 'none'`) and `Cache-Control:
 no-store`; page titles and URLs carry no patient data beyond ids. State changes are POST forms with the
 session's CSRF token and the Task's version (If-Match), and go through `execute_crud`'s update — the same path
-as a FHIR PUT, so the workflow's state machine decides, and its refusal is shown on the page.
+as a FHIR PUT, so the workflow's state machine decides, and its refusal is shown on the page. Each page first
+asks `guard` whether the session's grants allow it (403 page otherwise), and what it showed or changed is queued
+on the API's audit trail, with the signed-in user as agent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -25,14 +28,18 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from carepath.api.state import app_state
-from carepath.errors import CarepathError, InvalidRequest, PreconditionFailed
+from carepath.auth.audit import AuditTrail
+from carepath.auth.dev import DEV_ISSUER
+from carepath.auth.dev_issuer import DEV_CLIENT_ID
+from carepath.auth.tokens import Principal
+from carepath.errors import CarepathError, Forbidden, InvalidRequest, PreconditionFailed
 from carepath.events.streams import Entry
 from carepath.service.agent import request_agent
 from carepath.service.interactions import Interaction, check_id, execute_crud
-from carepath.web import data
-from carepath.web.session import COOKIE, DEV_USER, Session, Sessions, csrf_ok
+from carepath.web import data, guard
+from carepath.web.session import COOKIE, DEV_SCOPE, DEV_USER, Session, Sessions, csrf_ok
 from carepath.web.views import actions, task, worklist
-from carepath.web.views.fhir import concept_text, due, label, patient_name, practitioner_name
+from carepath.web.views.fhir import Resource, concept_text, due, label, patient_name, practitioner_name, reference_id
 from carepath.web.views.i18n import Translator, format_date, negotiate
 from carepath.web.views.live import live_message
 from carepath.web.views.pathway import pathway_svg
@@ -64,8 +71,10 @@ class Page:
         loaded = self.sessions.load(request.cookies.get(COOKIE))
         self.dev_mode = settings.auth == "off"
         if loaded is None and self.dev_mode:
-            loaded = self.sessions.new(DEV_USER)
+            loaded = self.sessions.new(DEV_USER, DEV_SCOPE)
         self.session: Session | None = loaded
+        self.client_id = settings.app_oidc_client_id or DEV_CLIENT_ID
+        self.issuer = {"dev": DEV_ISSUER, "jwt": settings.auth_issuer}.get(settings.auth, "urn:carepath:auth-off")
         self.t = Translator(negotiate(request.headers.get("accept-language"), loaded.lang if loaded else None))
 
     def date(self, moment: datetime | None, with_time: bool = True) -> str:
@@ -100,11 +109,58 @@ class Page:
         return self.render("error.html", status=error.status, message=str(error))
 
     def signed_out(self) -> Response:
+        """A page asked for without a session goes to the sign-in, and comes back here afterwards; a form post
+        or the event stream is told 401 (what it carried cannot follow the redirect)."""
+        if self.request.method == "GET" and self.request.url.path != "/app/live":
+            target = self.request.url.path + (f"?{self.request.url.query}" if self.request.url.query else "")
+            return self.finish(RedirectResponse(f"/app/login?{urlencode({'next': target})}", status_code=303))
         return self.render("signed_out.html", status=401)
+
+    @property
+    def caller(self) -> Principal:
+        assert self.session is not None
+        return guard.principal(self.session, self.issuer, self.client_id)
+
+    def forbidden(self) -> Response:
+        return self.render("error.html", status=403, message=self.t("error.forbidden"))
+
+    def audit(self, interaction: str, res_type: str, *, touched: list[str], patients: set[str],
+              status: int = 200) -> None:  # fmt: skip
+        """Queue the AuditEvent of what this page showed or changed (the API's trail, written in batches)."""
+        if not self.state.settings.audit_enabled or self.session is None:
+            return
+        client = self.request.client
+        event = guard.page_event(self.caller, client.host if client else "unknown", interaction, res_type,
+                                 touched=touched, patients=patients, status=status,
+                                 source=self.state.settings.base_url or "carepath")  # fmt: skip
+        trail: AuditTrail = self.request.app.state.security.trail
+        trail.record(self.state.repository, event)
 
 
 def _signed_in(page: Page) -> bool:
     return page.session is not None
+
+
+def local_target(target: str | None) -> str:
+    """A redirect target inside the worklist: never an open redirect."""
+    if not target or not target.startswith("/app") or target.startswith("//"):
+        return "/app"
+    return target
+
+
+def callback_url(request: Request) -> str:
+    """Where the issuer sends the browser back after sign-in: this server, as the browser reached it."""
+    return f"{str(request.base_url).rstrip('/')}/app/callback"
+
+
+def _patient_of(task: Resource) -> str | None:
+    """A Task's patient: `Task.for`, the one parameter by which a Task is in a patient's compartment (read
+    directly: the worklist lists 50 of them per page, the search index extraction costs ~30 µs each)."""
+    return reference_id(task.get("for"), "Patient")
+
+
+def _patients(tasks: list[Resource]) -> set[str]:
+    return {p for p in map(_patient_of, tasks) if p}
 
 
 @router.get("")
@@ -113,6 +169,8 @@ async def worklist_page(request: Request) -> Response:
     page = Page(request)
     if not _signed_in(page):
         return page.signed_out()
+    if not guard.may_show(page.caller, guard.page_decision(page.caller, "worklist"), None):
+        return page.forbidden()
     try:
         filters = worklist.parse_filters(dict(request.query_params))
         async with page.state.repository.reader() as tx:
@@ -121,6 +179,7 @@ async def worklist_page(request: Request) -> Response:
         return page.refuse(error)
     read = time.perf_counter()
     assert page.session is not None
+    page.audit("search-type", "Task", touched=[f"Task/{t['id']}" for t in found.tasks], patients=_patients(found.tasks))
     mine = page.session.user.reference.split("/")[-1]
     response = page.render("worklist.html", filters=filters, found=found, mine=mine,
                            rows=worklist.rows(found.tasks, found.related, page.now, page.tz),
@@ -133,8 +192,15 @@ async def worklist_page(request: Request) -> Response:
 
 
 async def _task_response(page: Page, task_id: str, *, status: int = 200, **context: Any) -> Response:
+    decision = guard.page_decision(page.caller, "task")
+    if decision is None:
+        return page.forbidden()
     async with page.state.repository.reader() as tx:
         found = await data.task_page(tx, page.state.settings, check_id(task_id))
+    patient = _patient_of(found.task)
+    if not guard.may_show(page.caller, decision, patient):
+        return page.forbidden()
+    page.audit("read", "Task", touched=[f"Task/{task_id}"], patients=_patients([found.task]))
     context.setdefault("form", {})
     return page.render(
         "task.html",
@@ -177,6 +243,9 @@ async def task_action(request: Request, task_id: str) -> Response:
     action = form.get("action", "")
     if not csrf_ok(page.session, form.get("csrf")):
         return page.render("error.html", status=403, message=page.t("error.csrf"))
+    decision = guard.page_decision(page.caller, "action")
+    if decision is None:
+        return page.forbidden()
     try:
         check_id(task_id)
         version = form.get("version", "")
@@ -184,6 +253,8 @@ async def task_action(request: Request, task_id: str) -> Response:
             raise InvalidRequest("The form must carry the version of the task it was made from")
         async with page.state.repository.transaction() as tx:
             current = (await tx.read("Task", task_id)).json()
+            if not guard.may_show(page.caller, decision, _patient_of(current)):
+                raise Forbidden("task action")
             body = actions.changed_task(current, action, form, page.session.user, page.now)
             # the signed-in user is the author the workflow's Provenance names (who / when / why in the history)
             token = request_agent.set(page.session.user.as_reference())
@@ -191,6 +262,9 @@ async def task_action(request: Request, task_id: str) -> Response:
                 await execute_crud(tx, Interaction("update", "Task", task_id, body=body, if_match=int(version)))
             finally:
                 request_agent.reset(token)
+        page.audit("update", "Task", touched=[f"Task/{task_id}"], patients=_patients([current]))
+    except Forbidden:
+        return page.forbidden()
     except actions.MissingInput as missing:
         message = page.t(missing.key, action=page.t(f"action.{missing.action}").lower())
         return await _task_response(page, task_id, status=400, error=message, form=form)
@@ -212,11 +286,15 @@ async def patient_page(request: Request, patient_id: str) -> Response:
     page = Page(request)
     if not _signed_in(page):
         return page.signed_out()
+    if not guard.may_show(page.caller, guard.page_decision(page.caller, "patient"), patient_id):
+        return page.forbidden()
     try:
         async with page.state.repository.reader() as tx:
             patient, plans = await data.patient_page(tx, page.state.settings, check_id(patient_id))
     except CarepathError as error:
         return page.refuse(error)
+    shown = [f"{r['resourceType']}/{r['id']}" for p in plans for r in (p.careplan, *p.tasks)]
+    page.audit("read", "Patient", touched=shown, patients={patient_id})
     drawn = [
         {"careplan": p.careplan, "tasks": p.tasks, "timeline": Markup(timeline_svg(p.tasks, page.now, page.tz, page.t)),
          "diagram": Markup(pathway_svg(p.plan, p.tasks, page.now, page.t)) if p.plan else None,
@@ -234,8 +312,14 @@ async def live(request: Request) -> Response:
     page = Page(request)
     if not _signed_in(page):
         return page.signed_out()
+    if guard.page_decision(page.caller, "live") is None:
+        return page.forbidden()
     streams = page.state.streams
     stream = page.state.settings.events_outbound_stream
+    caller = page.caller
+
+    def may_see(res_type: str, patient: str) -> bool:
+        return guard.may_see_event(caller, res_type, patient)
 
     async def frames() -> AsyncIterator[str]:
         newest = cast(list[Entry], await streams.redis.xrevrange(stream, count=1) or [])
@@ -252,7 +336,7 @@ async def live(request: Request) -> Response:
             for _, entries in cast(list[tuple[bytes, list[Entry]]], reply or []):
                 for entry_id, fields in entries:
                     last = entry_id
-                    frame = live_message(fields.get(b"event"))
+                    frame = live_message(fields.get(b"event"), may_see)
                     if frame is not None:
                         quiet = 0.0
                         yield frame
@@ -270,9 +354,7 @@ async def live(request: Request) -> Response:
 async def switch_language(request: Request) -> Response:
     """A preference, not a change of clinical data: a GET form, so it works without the CSRF token."""
     page = Page(request)
-    target = request.query_params.get("next") or "/app"
-    if not target.startswith("/app") or target.startswith("//"):
-        target = "/app"  # never an open redirect
+    target = local_target(request.query_params.get("next"))
     lang = request.query_params.get("lang", "")
     if page.session is not None and lang in ("en", "fr"):
         page.session = Sessions.with_lang(page.session, lang)
