@@ -21,8 +21,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,27 +135,43 @@ async def fresh_schema(database_url: str) -> AsyncIterator[tuple[str, str]]:
         await conn.close()
 
 
-@asynccontextmanager
-async def running_server(args: argparse.Namespace, schema: str, log_path: Path) -> AsyncIterator[Server]:
-    """`carepath serve` on 127.0.0.1:<free port>, stopped (SIGTERM, then SIGKILL) on exit."""
-    port = free_port()
+def server_env(args: argparse.Namespace, schema: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a carepath process (`serve`, `worker`) of this run; `extra` overrides."""
     env = {
         **os.environ,
         "CAREPATH_DATABASE_URL": args.database_url,
         "CAREPATH_DATABASE_SCHEMA": schema,
         "CAREPATH_LOAD_PATHWAYS_ON_START": "false",
         "CAREPATH_LOG_LEVEL": "WARNING",
+        **(extra or {}),
     }
     if args.server_src is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(args.server_src.resolve()), env.get("PYTHONPATH")) if p)
+    return env
+
+
+@asynccontextmanager
+async def running_server(
+    args: argparse.Namespace, schema: str, log_path: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Server]:
+    """`carepath serve` on 127.0.0.1:<free port>, stopped (SIGTERM, then SIGKILL) on exit."""
+    port = free_port()
+    env = server_env(args, schema, extra_env)
     command = [sys.executable, "-m", "carepath.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(args.workers)]  # fmt: skip
+    with carepath_process(command, env, log_path) as process:
+        base_url = f"http://127.0.0.1:{port}"
+        await _wait_healthy(base_url, process, args.startup_timeout, log_path)
+        yield Server(base_url, process.pid)
+
+
+@contextmanager
+def carepath_process(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A subprocess logging to `log_path`, stopped (SIGTERM, then SIGKILL) on exit."""
     with log_path.open("w") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            base_url = f"http://127.0.0.1:{port}"
-            await _wait_healthy(base_url, process, args.startup_timeout, log_path)
-            yield Server(base_url, process.pid)
+            yield process
         finally:
             process.terminate()
             try:

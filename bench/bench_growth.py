@@ -55,6 +55,7 @@ from bench_fhir_server import (
     write_report,
 )
 from fhir_load import HEADERS, expect
+from sql_seed import CHUNK, insert_generated
 
 from carepath import jsonutil
 from carepath.content import codes
@@ -64,7 +65,6 @@ from carepath.content.samples import SCENARIOS
 PATHWAYS = Path(__file__).resolve().parents[1] / "pathways"
 SHIPPED_URL = "https://fhir.carepath.dev/PlanDefinition/chemo-failure-follow-up"
 
-CHUNK = 100_000
 # Other patients' records: (type, share of 20, has a subject/patient reference).
 MIX = [("Observation", 12, True), ("Condition", 2, True), ("Task", 4, True), ("CarePlan", 1, True),
        ("Provenance", 1, False)]  # fmt: skip
@@ -147,43 +147,29 @@ async def grow(conn: asyncpg.Connection, schema: str, start: int, stop: int) -> 
     types = "ARRAY[" + ",".join(f"'{t}'" for t, share, _ in MIX for _ in range(share)) + "]"
     referencing = "(" + ",".join(f"'{t}'" for t, _, has in MIX if has) + ")"
     await conn.execute(f'SET search_path TO "{schema}"')
+    generator = f"""SELECT t AS res_type, 'other-' || g AS res_id,
+          now() AT TIME ZONE 'utc' - g * interval '1 second' AS last_updated,
+          json_build_object('resourceType', t, 'id', 'other-' || g,
+            'meta', json_build_object('versionId', '1', 'lastUpdated', '2026-01-01T00:00:00Z'),
+            'status', 'final', 'intent', 'order',
+            'code', json_build_object('coding', json_build_array(
+                json_build_object('system', '{codes.LOINC}', 'code', '{codes.ECOG}'))),
+            'subject', json_build_object('reference', 'Patient/other-' || g / {RESOURCES_PER_PATIENT}),
+            'effectiveDateTime', '2026-01-01T00:00:00Z', 'valueInteger', g % 5)::text AS content
+        FROM (SELECT g, ({types})[1 + g % 20] AS t FROM generate_series($1::bigint, $2::bigint - 1) g) s"""
+    index = [
+        "INSERT INTO sp_reference (rid, res_type, param, target_type, target_id) SELECT rid, res_type, p, "
+        f"'Patient', 'other-' || substr(res_id, 7)::bigint / {RESOURCES_PER_PATIENT} "
+        f"FROM unnest(ARRAY['subject', 'patient']) p, {{new}} AND res_type IN {referencing}",
+        "INSERT INTO sp_token (rid, res_type, param, system, code) SELECT rid, res_type, p, "
+        f"CASE WHEN p = 'code' THEN '{codes.LOINC}' END, CASE WHEN p = 'code' THEN '{codes.ECOG}' "
+        "ELSE 'final' END FROM unnest(ARRAY['code', 'status']) p, {new}",
+        "INSERT INTO sp_date (rid, res_type, param, low, high) "
+        "SELECT rid, res_type, 'date', last_updated, last_updated FROM {new}",
+    ]
     for low in range(start, stop, CHUNK):
         high = min(stop, low + CHUNK)
-        async with conn.transaction():
-            first = await conn.fetchval("SELECT coalesce(max(rid), 0) FROM resource")
-            await conn.execute(
-                f"""INSERT INTO resource (res_type, res_id, version, last_updated, deleted, content)
-                SELECT t, 'other-' || g, 1, now() AT TIME ZONE 'utc' - g * interval '1 second', false,
-                  json_build_object('resourceType', t, 'id', 'other-' || g,
-                    'meta', json_build_object('versionId', '1', 'lastUpdated', '2026-01-01T00:00:00Z'),
-                    'status', 'final', 'intent', 'order',
-                    'code', json_build_object('coding', json_build_array(
-                        json_build_object('system', '{codes.LOINC}', 'code', '{codes.ECOG}'))),
-                    'subject', json_build_object('reference', 'Patient/other-' || g / {RESOURCES_PER_PATIENT}),
-                    'effectiveDateTime', '2026-01-01T00:00:00Z', 'valueInteger', g % 5)::text
-                FROM (SELECT g, ({types})[1 + g % 20] AS t FROM generate_series($1::bigint, $2::bigint - 1) g) s""",
-                low,
-                high,
-            )
-            new = f"resource WHERE rid > {first}"
-            await conn.execute(
-                "INSERT INTO resource_history (rid, version, res_type, res_id, last_updated, method, deleted, "
-                f"content) SELECT rid, 1, res_type, res_id, last_updated, 'POST', false, content FROM {new}"
-            )
-            await conn.execute(
-                "INSERT INTO sp_reference (rid, res_type, param, target_type, target_id) SELECT rid, res_type, p, "
-                f"'Patient', 'other-' || substr(res_id, 7)::bigint / {RESOURCES_PER_PATIENT} "
-                f"FROM unnest(ARRAY['subject', 'patient']) p, {new} AND res_type IN {referencing}"
-            )
-            await conn.execute(
-                "INSERT INTO sp_token (rid, res_type, param, system, code) SELECT rid, res_type, p, "
-                f"CASE WHEN p = 'code' THEN '{codes.LOINC}' END, CASE WHEN p = 'code' THEN '{codes.ECOG}' "
-                f"ELSE 'final' END FROM unnest(ARRAY['code', 'status']) p, {new}"
-            )
-            await conn.execute(
-                "INSERT INTO sp_date (rid, res_type, param, low, high) "
-                f"SELECT rid, res_type, 'date', last_updated, last_updated FROM {new}"
-            )
+        await insert_generated(conn, generator, low, high, index)
         print(f"  {high:,} other resources", flush=True)
     return time.perf_counter() - started
 

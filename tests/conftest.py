@@ -148,7 +148,9 @@ async def repository(settings: Settings) -> AsyncIterator[Repository]:
     """A repository on the parametrised back end, migrated (for tests below the HTTP layer)."""
     await upgrade_async(settings.effective_database_url, settings.database_schema)
     engine = create_engine(settings.effective_database_url, schema=settings.database_schema)
+    repository = Repository(engine)
     try:
-        yield Repository(engine)
+        yield repository
     finally:
+        await repository.close()  # the change listener, if a page opened it (store/generations.py)
         await engine.dispose()

@@ -1,5 +1,5 @@
-"""Every query on the hot paths ($apply, stop rules, read, vread, worklist search, create, update) uses an index,
-checked with EXPLAIN on PostgreSQL.
+"""Every query on the hot paths ($apply, stop rules, read, vread, worklist search and page, create, update) uses an
+index, checked with EXPLAIN on PostgreSQL.
 
 The schema is seeded (set-based INSERT ... SELECT generate_series, a few seconds) with 30,000 resources of 3,000
 other patients and their index rows, then ANALYZEd: at that size a sequential scan of `resource` or an index
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, text
@@ -33,6 +34,8 @@ from carepath.store.database import create_engine
 from carepath.store.migrate import upgrade_async
 from carepath.store.repository import Repository
 from carepath.store.schema import metadata
+from carepath.web import data
+from carepath.web.views.worklist import parse_filters
 
 pytestmark = pytest.mark.postgres
 
@@ -66,6 +69,10 @@ SEED = [
        FROM resource, unnest(ARRAY['status', 'version']) AS p WHERE res_id LIKE 'seed-%'""",
     """INSERT INTO sp_date (rid, res_type, param, low, high)
        SELECT rid, res_type, 'date', last_updated, last_updated FROM resource WHERE res_id LIKE 'seed-%'""",
+    """INSERT INTO sp_date (rid, res_type, param, low, high)
+       SELECT rid, res_type, 'due-date', last_updated + (rid % 90) * interval '1 day',
+              last_updated + (rid % 90) * interval '1 day' + interval '1 second'
+       FROM resource WHERE res_id LIKE 'seed-%' AND res_type = 'Task'""",
     """INSERT INTO sp_string (rid, res_type, param, value, exact)
        SELECT rid, res_type, 'name', res_id, res_id FROM resource WHERE res_id LIKE 'seed-%'""",
     """INSERT INTO sp_quantity (rid, res_type, param, value, system, code)
@@ -103,6 +110,7 @@ async def seeded(postgres_settings: Settings) -> AsyncIterator[tuple[Repository,
             tables = ", ".join(table.name for table in metadata.sorted_tables)
             await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text(f"ANALYZE {tables}"))
         yield repository, engine
+        await repository.close()  # the worklist's change listener (store/generations.py)
     finally:
         await engine.dispose()
 
@@ -189,6 +197,40 @@ async def test_fhir_server_hot_path_queries_use_indexes(seeded: tuple[Repository
     plans = await _explain(engine, captured)
 
     assert len(plans) >= 4
+    assert _table_scans(plans) == []
+
+
+async def test_worklist_page_queries_use_indexes(seeded: tuple[Repository, AsyncEngine]) -> None:
+    """The `/app` page (web/data.py): the page in due-date order, its includes, the counts, the option lists and,
+    the second time, the check that no due date passed since the counts were cached."""
+    repository, engine = seeded
+    now = datetime.now(UTC)
+    due = (now + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    role = {"coding": [{"system": "http://snomed.info/sct", "code": "224552008"}]}
+    async with repository.transaction() as tx:
+        await tx.update("Patient", "wp", {"resourceType": "Patient", "id": "wp", "name": [{"family": "Page"}]})
+        await tx.update("Practitioner", "wo", {"resourceType": "Practitioner", "id": "wo", "name": [{"text": "O"}]})
+        for status in ("requested", "ready", "in-progress"):
+            await tx.create({"resourceType": "Task", "status": status, "intent": "order", "performerType": [role],
+                             "for": {"reference": "Patient/wp"}, "owner": {"reference": "Practitioner/wo"},
+                             "restriction": {"period": {"end": due}}})  # fmt: skip
+    settings = Settings(database_url="postgresql+asyncpg://unused", default_page_size=20, max_page_size=500)
+    captured = Captured()
+    event.listen(engine.sync_engine, "before_cursor_execute", captured)
+    captured.on = True
+    filters = [{}, {"due": "overdue"}, {"status": "ready", "owner": "wo"}, {"patient": "wp"},
+               {"role": "http://snomed.info/sct|224552008"}, {"page": "2"}]  # fmt: skip
+    for params in filters * 2:  # the second time from the cache, after the due-date check
+        async with repository.reader() as tx:
+            found = await data.worklist(tx, settings, parse_filters(params), now, ZoneInfo("Europe/Paris"))
+        assert found.total == (0 if params.get("due") else 1 if params.get("status") else 3), params
+    captured.on = False
+    statements = " ".join(s for s, _ in captured.statements)
+    assert "walk" in statements and "count(" in statements and "sp_date.low BETWEEN" in statements
+
+    plans = await _explain(engine, captured)
+
+    assert len(plans) >= 20
     assert _table_scans(plans) == []
 
 

@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await worker
             await streams.close()
             await app.state.security.close()  # flushes the audit queue: before the engine goes
+            await repository.close()
             await engine.dispose()
 
     docs = settings.docs  # CAREPATH_DOCS=false: no /docs and no /openapi.json

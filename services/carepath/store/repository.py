@@ -43,6 +43,8 @@ from carepath.fhir.versions import version_key
 from carepath.store import outbox, overdue
 from carepath.store.changes import SUBSCRIBED, ChangeWrites
 from carepath.store.database import is_transient, read_only_options
+from carepath.store.generations import Generations
+from carepath.store.ordered import ordered_page
 from carepath.store.pending import PendingWrites
 from carepath.store.records import StoredResource, stamp, utc_now
 from carepath.store.schema import (
@@ -54,7 +56,14 @@ from carepath.store.schema import (
     sp_token,
     sp_uri,
 )
-from carepath.store.search_sql import build_count, build_include, build_revinclude, build_search
+from carepath.store.search_sql import (
+    build_count,
+    build_dates_between,
+    build_include,
+    build_revinclude,
+    build_search,
+    index_ordered,
+)
 
 _CURRENT = select(resource).where(
     resource.c.res_type == bindparam("res_type"), resource.c.res_id == bindparam("res_id")
@@ -90,13 +99,17 @@ class Repository:
         a process that pushes to a hospital (CAREPATH_EHR_BASE_URL) feeds every change."""
         self.engine = engine
         self.feed_always = feed_always
+        self.generations = Generations(engine)  # listens only once a reader asks for them
+
+    async def close(self) -> None:
+        await self.generations.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         """A read-write unit of work: everything inside commits together or not at all."""
         try:
             async with self.engine.begin() as conn:
-                tx = StoreTransaction(conn, feed_always=self.feed_always)
+                tx = StoreTransaction(conn, self.generations, feed_always=self.feed_always)
                 yield tx
                 await tx.flush()
         except DBAPIError as exc:
@@ -109,14 +122,17 @@ class Repository:
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(**read_only_options(self.engine))
             async with conn.begin():
-                yield StoreTransaction(conn)
+                yield StoreTransaction(conn, self.generations)
 
 
 class StoreTransaction:
     """The operations, bound to one open database transaction."""
 
-    def __init__(self, conn: AsyncConnection, *, feed_always: bool = True) -> None:
+    def __init__(
+        self, conn: AsyncConnection, generations: Generations | None = None, *, feed_always: bool = True
+    ) -> None:
         self.conn = conn
+        self.generations = generations
         self._pending = PendingWrites()
         self._outbox = outbox.OutboxWrites()
         self._changes = ChangeWrites(feed_always)  # CarePlan/Task versions for outbound delivery (store/changes.py)
@@ -265,10 +281,18 @@ class StoreTransaction:
 
     # -- search ----------------------------------------------------------------------------------------------------
     async def search(self, query: SearchQuery) -> list[tuple[int, StoredResource]]:
-        return [(row.rid, _stored(row)) for row in await self._query(build_search(query))]
+        sort = index_ordered(query)
+        rows = await ordered_page(self._query, query, sort) if sort else None
+        if rows is None:
+            rows = list(await self._query(build_search(query)))
+        return [(row.rid, _stored(row)) for row in rows]
 
     async def count(self, query: SearchQuery) -> int:
         return int((await self._query(build_count(query))).scalar_one())
+
+    async def dates_between(self, res_type: str, param: str, start: datetime, end: datetime) -> bool:
+        """Whether any index row of this date parameter begins or ends within [start, end]."""
+        return (await self._query(build_dates_between(res_type, param, start, end))).first() is not None
 
     async def related(self, spec: IncludeSpec, rids: list[int], *, reverse: bool) -> list[tuple[int, StoredResource]]:
         """The resources an `_include` (or, reversed, a `_revinclude`) adds for the matched rows."""
