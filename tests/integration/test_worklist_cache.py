@@ -87,7 +87,7 @@ async def test_another_process_commit_is_seen_and_the_cache_is_used(
     await _put(writer, {"resourceType": "Patient", "id": "p1", "name": [{"family": "Neuf"}]})
     after = await _page(reader, postgres_settings, NOON + timedelta(seconds=10))
 
-    assert counted.n == 5, "a commit of another process must make the counts be read again"
+    assert counted.n == 1, "a commit of another process must make the counts be read again"
     assert (after.total, after.window_counts) == (2, {"overdue": 1, "today": 1, "week": 0, "upcoming": 0})
     assert [o.value for o in after.patients] == ["p1"], "the option lists must show the other process's Patient"
 
@@ -104,10 +104,10 @@ async def test_a_due_date_passing_now_is_not_served_from_the_cache(
 
     passed = await _page(reader, postgres_settings, NOON + timedelta(minutes=2))
 
-    assert counted.n == 5
+    assert counted.n == 1
     assert passed.window_counts == {"overdue": 1, "today": 0, "week": 1, "upcoming": 0}
     next_day = await _page(reader, postgres_settings, NOON + timedelta(days=1))  # no due date passed, a new day
-    assert counted.n == 10
+    assert counted.n == 2
     assert next_day.window_counts == {"overdue": 1, "today": 1, "week": 0, "upcoming": 0}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -36,7 +36,7 @@ from carepath.errors import (
 from carepath.fhir.models import is_supported
 from carepath.fhir.search.extract import extract_index
 from carepath.fhir.search.includes import IncludeSpec
-from carepath.fhir.search.query import SearchQuery, parse_search
+from carepath.fhir.search.query import Criterion, SearchQuery, parse_search
 from carepath.fhir.search.rows import IndexRows
 from carepath.fhir.validation import validate_resource
 from carepath.fhir.versions import version_key
@@ -57,6 +57,7 @@ from carepath.store.schema import (
     sp_uri,
 )
 from carepath.store.search_sql import (
+    build_bucket_counts,
     build_count,
     build_dates_between,
     build_include,
@@ -289,6 +290,14 @@ class StoreTransaction:
 
     async def count(self, query: SearchQuery) -> int:
         return int((await self._query(build_count(query))).scalar_one())
+
+    async def bucket_counts(
+        self, query: SearchQuery, param: str, buckets: Mapping[str, Sequence[Criterion]]
+    ) -> tuple[int, dict[str, int]]:
+        """(matches, matches per bucket of the date parameter `param`) in one query (search_sql.build_bucket_counts:
+        exact only for a parameter with at most one value per resource)."""
+        row = (await self._query(build_bucket_counts(query, param, buckets))).one()
+        return int(row.total), {name: int(row._mapping[name]) for name in buckets}
 
     async def dates_between(self, res_type: str, param: str, start: datetime, end: datetime) -> bool:
         """Whether any index row of this date parameter begins or ends within [start, end]."""

@@ -8,11 +8,25 @@ from the resource table's own columns. Date prefixes compare [low, high) ranges 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, and_, false, func, not_, or_, select, true, tuple_, union
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    case,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+    union,
+)
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from carepath.fhir.search.convert import normalise
@@ -72,6 +86,26 @@ def build_count(query: SearchQuery) -> Select[Any]:
     """The number of matches (`_summary=count`, `Bundle.total`)."""
     candidates, rid = _candidates(query)
     return select(func.count(rid.distinct())).where(*candidates)
+
+
+def build_bucket_counts(query: SearchQuery, param: str, buckets: Mapping[str, Sequence[Criterion]]) -> Select[Any]:
+    """In one pass: the number of matches (column `total`), and per bucket (a column named after it) the number of
+    matches whose value of the date parameter `param` meets all of that bucket's criteria on `param`.
+
+    Each match is joined to its index row of `param` (none: counted in `total` only) and every bucket's criteria are
+    tested on that one row with the same SQL as a search's. That equals counting `query` plus the bucket's criteria
+    (each an EXISTS of its own) only when `param` has at most one value per resource: the caller's to ensure.
+    """
+    assert all(c.param == param and c.type == "date" for criteria in buckets.values() for c in criteria)
+    candidates, rid = _candidates(query)
+    matched = select(rid.label("rid")).distinct().where(*candidates).subquery("matched")
+    value = sp_date.alias("bucket_value")
+    of_match = and_(value.c.rid == matched.c.rid, value.c.res_type == query.resource_type, value.c.param == param)
+    sums = [
+        func.coalesce(func.sum(case((and_(*(_match(value, c) for c in criteria)), 1), else_=0)), 0).label(name)
+        for name, criteria in buckets.items()
+    ]
+    return select(func.count().label("total"), *sums).select_from(matched.outerjoin(value, of_match))
 
 
 def _candidates(query: SearchQuery) -> tuple[list[Cond], KeyedColumnElement[Any]]:

@@ -1,8 +1,8 @@
 """The worklist's counts (matches, and matches per due window), cached per process and still exact.
 
-Counting 60,000 open Tasks five times is most of a page's time on 100k Tasks. The counts of a filter set are
-kept under the Task generation read before they were computed (store/generations.py: any Task commit by any
-process starts a new one), and used again only while (1) the generation is the same, (2) the hospital's
+Counting 60,000 open Tasks (in one query, web/data.py) is most of a page's time on 100k Tasks. The counts of a
+filter set are kept under the Task generation read before they were computed (store/generations.py: any Task commit
+by any process starts a new one), and used again only while (1) the generation is the same, (2) the hospital's
 day is the same (the today / this week / upcoming bounds move at local midnight), and (3) no Task's due date
 lies between the last moment they were known to hold and now (the overdue / today bound is `now`): then every Task is in
 the same window as when they were counted.

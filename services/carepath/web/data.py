@@ -16,6 +16,7 @@ from carepath.web.counts import worklist_counts
 from carepath.web.views.fhir import Resource, concept_text, patient_name, practitioner_name, reference_id, waits_for
 from carepath.web.views.worklist import PAGE_SIZE, WINDOWS, Filters, search_pairs
 
+DUE = "due-date"  # the Task parameter the due windows are on
 MANY = 500  # a patient's or a plan's Tasks, practitioners for the owner list: more is not a worklist
 
 
@@ -37,10 +38,6 @@ async def search_resources(
         for _, stored in await tx.related(spec, rids, reverse=False):
             included[stored.relative_url] = stored.json()
     return matches, included, len(found) > query.count
-
-
-async def count(tx: StoreTransaction, settings: Settings, res_type: str, pairs: list[tuple[str, str]]) -> int:
-    return await tx.count(_query(settings, res_type, pairs))
 
 
 @dataclass(frozen=True)
@@ -68,12 +65,21 @@ async def worklist(tx: StoreTransaction, settings: Settings, filters: Filters, n
             ("_include", "Task:subject"), ("_include", "Task:owner")]  # fmt: skip
     tasks, related, has_next = await search_resources(tx, settings, "Task", page)
 
-    async def counts() -> tuple[int, dict[str, int]]:
-        total = await count(tx, settings, "Task", pairs)
-        return total, {w: await count(tx, settings, "Task", search_pairs(filters, now, tz, window=w)) for w in WINDOWS}
-
-    total, windows = await worklist_counts(tx, filters, now, tz, counts)
+    total, windows = await worklist_counts(tx, filters, now, tz, lambda: _counts(tx, settings, filters, now, tz))
     return WorklistData(tasks, related, has_next, total, windows, *await _options(tx, settings))
+
+
+async def _counts(tx: StoreTransaction, settings: Settings, filters: Filters, now: datetime, tz: ZoneInfo
+                  ) -> tuple[int, dict[str, int]]:  # fmt: skip
+    """(matches, matches per due window) in one query: each matching Task's due-date row tested against every
+    window's bounds, as the window's own search would (its `due-date` criteria, from search_pairs). The same as
+    one count per window because `due-date` is Task.restriction.period.end, at most one value in R4 (restriction,
+    period and end are all 0..1): a Task is in a window exactly when its one row is. No due date: in no window."""
+    unwindowed = _query(settings, "Task", search_pairs(replace(filters, due=""), now, tz))
+    bounds = {w: _query(settings, "Task", search_pairs(filters, now, tz, window=w)).criteria for w in WINDOWS}
+    buckets = {w: [c for c in criteria if c.param == DUE] for w, criteria in bounds.items()}
+    total, windows = await tx.bucket_counts(unwindowed, DUE, buckets)
+    return (windows[filters.due] if filters.due else total), windows
 
 
 Options = tuple[list[Option], list[Option], list[Option]]
