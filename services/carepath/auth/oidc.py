@@ -18,10 +18,9 @@ from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import httpx
-import jwt
 
 from carepath.auth.keys import FETCH_TIMEOUT_S, RemoteKeys
-from carepath.auth.tokens import ALGORITHMS, Principal, TokenVerifier
+from carepath.auth.tokens import Principal, TokenVerifier, signed_claims
 from carepath.errors import IssuerUnavailable, SignInFailed, Unauthorized
 
 
@@ -126,21 +125,10 @@ class OidcClient:
     async def _id_claims(self, id_token: str, nonce: str) -> dict[str, Any]:
         await self.endpoints()
         assert self._keys is not None
-        try:
-            header = jwt.get_unverified_header(id_token)
-            kid = header.get("kid")
-            # the algorithm first: `none` and HS* never reach a key, nor trigger a JWKS fetch
-            key = None
-            if header.get("alg") in ALGORITHMS:
-                key = await self._keys.key(kid if isinstance(kid, str) else None)
-            if key is None:
-                raise SignInFailed("The ID token is not signed by the issuer")
-            claims: dict[str, Any] = jwt.decode(
-                id_token, key=key.key, algorithms=[header["alg"]], audience=self.client_id, issuer=self._issuer,
-                leeway=self._leeway, options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-            )  # fmt: skip
-        except jwt.PyJWTError:
-            raise SignInFailed("The ID token is invalid or expired") from None
+        claims = await signed_claims(id_token, self._keys, audience=self.client_id, issuer=self._issuer,
+                                     leeway_s=self._leeway, require=("exp", "iat", "iss", "aud", "sub"))  # fmt: skip
+        if claims is None:
+            raise SignInFailed("The ID token is not signed by the issuer, or is invalid or expired")
         if not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
             raise SignInFailed("The ID token was not issued for this sign-in (nonce)")
         return claims

@@ -119,25 +119,31 @@ class JwtVerifier(_Verifier):
         self._keys = keys
 
     async def _check(self, token: str) -> tuple[Principal, float]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise Unauthorized(_INVALID) from None
-        alg = header.get("alg")
-        if alg not in ALGORITHMS:
+        claims = await signed_claims(token, self._keys, audience=self._audience, issuer=self._issuer,
+                                     leeway_s=self._leeway, require=("exp", "iss", "aud"))  # fmt: skip
+        if claims is None:
             raise Unauthorized(_INVALID)
-        kid = header.get("kid")
-        key = await self._keys.key(kid if isinstance(kid, str) else None)
-        if key is None:
-            raise Unauthorized(_INVALID)
-        try:
-            claims = jwt.decode(
-                token, key=key.key, algorithms=[alg], audience=self._audience, issuer=self._issuer,
-                leeway=self._leeway, options={"require": ["exp", "iss", "aud"]},
-            )  # fmt: skip
-        except jwt.PyJWTError:
-            raise Unauthorized(_INVALID) from None
         return Principal.from_claims(claims, self._issuer), float(claims["exp"])
+
+
+async def signed_claims(
+    token: str, keys: KeySource, *, audience: str, issuer: str, leeway_s: int, require: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """The claims of a JWT signed by one of `keys` with an allowed algorithm, for `audience` from `issuer`; None
+    for anything else. The algorithm is checked first: `none` and HS* never reach a key, nor trigger a JWKS fetch."""
+    try:
+        header = jwt.get_unverified_header(token)
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in ALGORITHMS:
+            return None
+        key = await keys.key(kid if isinstance(kid, str) else None)
+        if key is None:
+            return None
+        claims: dict[str, Any] = jwt.decode(token, key=key.key, algorithms=[alg], audience=audience, issuer=issuer,
+                                            leeway=leeway_s, options={"require": list(require)})  # fmt: skip
+    except jwt.PyJWTError:
+        return None
+    return claims
 
 
 class Introspector(_Verifier):
